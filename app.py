@@ -1,0 +1,29 @@
+"""Provisio: the automatic service activation server. `flask --app app run`."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+import cli
+import errors
+import extensions
+import headers
+from blueprints import admin, auth, console
+from config import Config, load_secrets
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure the application."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(Config)
+    if config is not None:
+        app.config.from_mapping(config)
+    load_secrets(app)
+    extensions.init_app(app)
+    for blueprint in (auth.bp, console.bp, admin.bp):
+        app.register_blueprint(blueprint)
+    errors.init_app(app)
+    headers.init_app(app)
+    cli.init_app(app)
+    return app

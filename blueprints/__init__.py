@@ -1,0 +1,1 @@
+"""HTTP blueprints: auth, console (CSR), admin (settings), later mobile and api."""

@@ -1,0 +1,159 @@
+"""Administrator pages: groups, provisioning profiles, staff users and the audit log."""
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from blueprints.admin.forms import GroupForm, ProfileForm, StaffForm
+from blueprints.forms_util import show_error
+from extensions import login_manager
+from models import Role
+from services import audit, groups, staff
+from services.errors import ServiceError
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+def require_admin():
+    """Only administrators reach settings."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.is_admin:
+        abort(403, "Only administrators can change settings.")
+    return None
+
+
+@bp.route("/groups")
+def group_list():
+    """List groups with their profile and number of accounts."""
+    return render_template("admin/groups/list.html", rows=groups.list_groups())
+
+
+@bp.route("/groups/new", methods=["GET", "POST"], defaults={"group_id": None})
+@bp.route("/groups/<int:group_id>/edit", methods=["GET", "POST"])
+def group_edit(group_id: int | None):
+    """Create or edit a group."""
+    group = groups.get_group(group_id) if group_id else None
+    form = GroupForm(obj=group)
+    form.profile_id.choices = [(0, "No profile")] + [(p.id, p.name) for p in groups.list_profiles()]
+    if form.validate_on_submit():
+        try:
+            group = groups.save_group(group, name=form.name.data, description=form.description.data or "",
+                                      profile_id=form.profile_id.data or None, actor=current_user)
+        except ServiceError as exc:
+            show_error(form, exc)
+        else:
+            flash(f"Group {group.name} saved.", "success")
+            return redirect(url_for(".group_list"))
+    return render_template("admin/groups/edit.html", form=form, group=group)
+
+
+@bp.route("/groups/<int:group_id>/delete", methods=["GET", "POST"])
+def group_delete(group_id: int):
+    """Confirm (GET), then delete an empty group (POST)."""
+    group = groups.get_group(group_id)
+    if request.method == "POST":
+        try:
+            groups.delete_group(group, actor=current_user)
+        except ServiceError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(f"Group {group.name} deleted.", "success")
+        return redirect(url_for(".group_list"))
+    return render_template("admin/confirm_delete.html", kind="group", name=group.name,
+                           cancel=url_for(".group_list"))
+
+
+@bp.route("/profiles")
+def profile_list():
+    """List provisioning profiles."""
+    return render_template("admin/profiles/list.html", profiles=groups.list_profiles())
+
+
+@bp.route("/profiles/new", methods=["GET", "POST"], defaults={"profile_id": None})
+@bp.route("/profiles/<int:profile_id>/edit", methods=["GET", "POST"])
+def profile_edit(profile_id: int | None):
+    """Create or edit a provisioning profile."""
+    profile = groups.get_profile(profile_id) if profile_id else None
+    form = ProfileForm(obj=profile)
+    if form.validate_on_submit():
+        fields = {name: field.data for name, field in form._fields.items() if name != "csrf_token"}
+        fields["description"] = fields["description"] or ""
+        try:
+            profile = groups.save_profile(profile, actor=current_user, **fields)
+        except ServiceError as exc:
+            show_error(form, exc)
+        else:
+            flash(f"Profile {profile.name} saved.", "success")
+            return redirect(url_for(".profile_list"))
+    return render_template("admin/profiles/edit.html", form=form, profile=profile)
+
+
+@bp.route("/profiles/<int:profile_id>/delete", methods=["GET", "POST"])
+def profile_delete(profile_id: int):
+    """Confirm (GET), then delete an unused profile (POST)."""
+    profile = groups.get_profile(profile_id)
+    if request.method == "POST":
+        try:
+            groups.delete_profile(profile, actor=current_user)
+        except ServiceError as exc:
+            flash(exc.message, "error")
+        else:
+            flash(f"Profile {profile.name} deleted.", "success")
+        return redirect(url_for(".profile_list"))
+    return render_template("admin/confirm_delete.html", kind="provisioning profile", name=profile.name,
+                           cancel=url_for(".profile_list"))
+
+
+@bp.route("/staff")
+def staff_list():
+    """List staff users with their role and groups."""
+    return render_template("admin/staff/list.html", users=staff.list_staff())
+
+
+@bp.route("/staff/new", methods=["GET", "POST"], defaults={"staff_id": None})
+@bp.route("/staff/<int:staff_id>/edit", methods=["GET", "POST"])
+def staff_edit(staff_id: int | None):
+    """Create a staff user, or change one's role, groups, activity or password."""
+    user = staff.get(staff_id) if staff_id else None
+    form = StaffForm(obj=user)
+    form.group_ids.choices = [(g.id, g.name) for g, _ in groups.list_groups()]
+    if request.method == "GET" and user:
+        form.group_ids.data = sorted(user.group_ids)
+    if form.validate_on_submit():
+        try:
+            user = _save_staff(user, form)
+        except ServiceError as exc:
+            show_error(form, exc)
+        else:
+            flash(f"Staff user {user.username} saved.", "success")
+            return redirect(url_for(".staff_list"))
+    return render_template("admin/staff/edit.html", form=form, user=user)
+
+
+@bp.route("/audit")
+def audit_log():
+    """Show the audit log, newest first, filtered by action and actor."""
+    action, actor = request.args.get("action", ""), request.args.get("actor", "")
+    events, next_before = audit.search(action=action[:64], actor=actor[:64],
+                                       before=request.args.get("before", type=int))
+    return render_template("admin/audit/list.html", events=events, next_before=next_before,
+                           action=action, actor=actor, actions=audit.actions())
+
+
+def _save_staff(user, form: StaffForm):
+    role = Role(form.role.data)
+    if user is None:
+        if not form.password.data:
+            raise ServiceError("A new staff user needs a password.", field="password")
+        return staff.create(username=form.username.data, password=form.password.data, role=role,
+                            full_name=form.full_name.data or "", group_ids=form.group_ids.data,
+                            actor=current_user)
+    if form.password.data:  # check first, so a weak password changes nothing at all
+        staff.check_password_strength(form.password.data, user.username)
+    staff.update(user, role=role, full_name=form.full_name.data or "", active=form.active.data,
+                 group_ids=form.group_ids.data or [], actor=current_user)
+    if form.password.data:
+        staff.reset_password(user, new=form.password.data, actor=current_user)
+    return user
+

@@ -1,0 +1,5 @@
+"""Sign in and out, password change."""
+
+from blueprints.auth.views import bp
+
+__all__ = ["bp"]

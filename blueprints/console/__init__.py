@@ -1,0 +1,5 @@
+"""The CSR console: dashboard and accounts."""
+
+from blueprints.console.views import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,89 @@
+"""Account forms: plain, wizard and edit share one set of fields."""
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, DateField, PasswordField, RadioField, SelectField, StringField
+from wtforms import TextAreaField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+
+from blueprints.fields import MacField, PhoneField, RuleListField
+from models import AccountType, Status
+
+SERVICE_FIELDS = ("username", "password", "callerid", "secondary_callerid", "owner", "email",
+                  "description", "account_type", "security_model", "obfuscation", "obfuscation_key",
+                  "keepalive", "mac_address", "deny", "permit", "group_id", "profile_id",
+                  "licence_expires_on")
+
+
+class AccountForm(FlaskForm):
+    """Every account field; subclasses drop the ones their page does not offer."""
+
+    account_type = RadioField(
+        "Account type", choices=[(t.value, t.label) for t in AccountType], default=AccountType.PGSM.value
+    )
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
+    password_repeat = PasswordField(
+        "Repeat password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")]
+    )
+    callerid = PhoneField("Virtual phone number", validators=[DataRequired()],
+                          description="International format with a leading +, e.g. +41791234567.")
+    secondary_callerid = PhoneField("Secondary virtual number", validators=[Optional()],
+                                    description="Optional; cannot be changed after creation.")
+    group_id = SelectField("Group", coerce=int, validators=[DataRequired("Choose a group.")])
+    profile_id = SelectField("Provisioning profile", coerce=int, default=0)
+    owner = StringField("Owner", validators=[Optional(), Length(max=128)])
+    email = StringField("E-mail", validators=[Optional(), Email("Not a valid e-mail address."),
+                                              Length(max=254)])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
+    security_model = SelectField("Security model")
+    obfuscation = BooleanField("Obfuscation mode", default=True)
+    obfuscation_key = StringField("Obfuscation key", default="9", validators=[Length(max=32)],
+                                  description="Must be the same as on the client.")
+    keepalive = BooleanField("Keep-alive enabled", default=False)
+    mac_address = MacField("MAC address", validators=[Optional()],
+                           description="Optional; bound when the phone first fetches its settings.")
+    deny = RuleListField("Deny", description="One <ip>/<netmask> per line, e.g. 0.0.0.0/0.0.0.0.")
+    permit = RuleListField("Permit", description="One <ip>/<netmask> per line, e.g. 216.27.242.66/255.255.255.255.")
+    licence_expires_on = DateField("Licence expires on", validators=[Optional()])
+
+    def validate_obfuscation_key(self, field) -> None:
+        if self.account_type.data == AccountType.PGSM.value and self.obfuscation.data and not field.data:
+            raise ValueError("Obfuscation needs a key (the default is 9).")
+
+    def service_data(self) -> dict[str, Any]:
+        """Return the cleaned values for the accounts service."""
+        data = {name: getattr(self, name).data for name in SERVICE_FIELDS if hasattr(self, name)}
+        data["profile_id"] = data.get("profile_id") or None
+        for name in ("owner", "email", "description", "obfuscation_key"):
+            if name in data:
+                data[name] = (data[name] or "").strip()
+        return data
+
+
+class WizardForm(AccountForm):
+    """Automatic activation: generated password, profile required, E.164 number."""
+
+    password = None
+    password_repeat = None
+
+
+class EditForm(AccountForm):
+    """Edit: the type, the password and the secondary number stay as created."""
+
+    account_type = None
+    password = None
+    password_repeat = None
+    secondary_callerid = None
+
+
+class FilterForm(FlaskForm):
+    """The account list's filters (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    group = SelectField("Group", coerce=int, default=0)
+    status = SelectField("Status", choices=[("", "Any status")] + [(s.value, s.label()) for s in Status],
+                         default="")

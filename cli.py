@@ -1,0 +1,48 @@
+"""Thin command-line commands; the work happens in services."""
+
+import click
+from flask import Flask
+from flask_migrate import upgrade
+
+from models import Role
+from services import demo, staff
+from services.errors import ServiceError
+
+
+def init_app(app: Flask) -> None:
+    """Register the commands on `flask`."""
+    for command in (setup, create_admin, seed_demo):
+        app.cli.add_command(command)
+
+
+@click.command("setup")
+def setup() -> None:
+    """Migrate the database and create the first administrator (password printed once)."""
+    upgrade()
+    password = staff.ensure_first_admin()
+    if password:
+        click.echo("=" * 60)
+        click.echo("First administrator created. Write this down, it is shown once:")
+        click.echo("  username: admin")
+        click.echo(f"  password: {password}")
+        click.echo("=" * 60)
+
+
+@click.command("create-admin")
+@click.argument("username")
+@click.password_option()
+def create_admin(username: str, password: str) -> None:
+    """Create an administrator with a password you type."""
+    try:
+        staff.create(username=username, password=password, role=Role.ADMIN, actor="cli")
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Administrator {username} created.")
+
+
+@click.command("seed-demo")
+@click.option("--accounts", default=300, show_default=True, help="How many accounts to create.")
+def seed_demo(accounts: int) -> None:
+    """Fill the database with demo groups, profiles, staff and accounts in every status."""
+    summary = demo.seed(accounts)
+    click.echo(summary)

@@ -1,0 +1,91 @@
+"""Every setting Provisio reads, from the environment, with safe defaults."""
+
+import json
+import os
+import secrets
+from datetime import timedelta
+
+from cryptography.fernet import Fernet
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Read a yes/no environment variable."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    """Read a comma-separated environment variable."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+class Config:
+    """Settings for every deployment; secrets come from the environment or the instance file."""
+
+    # "production" refuses to start without secrets or with DEBUG on.
+    PROVISIO_ENV = os.environ.get("PROVISIO_ENV", "production")
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    # Fernet keys, newest first (comma-separated) so old ciphertexts stay readable.
+    ENCRYPTION_KEYS = env_list("PROVISIO_ENCRYPTION_KEYS", "")
+
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # None: instance/provisio.db
+    # hide_parameters: SQL errors in logs never carry row values.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
+
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    REMEMBER_COOKIE_HTTPONLY = True
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    SECURITY_MODELS = env_list("SECURITY_MODELS", "end-to-end,end-to-site")
+    USERNAME_LENGTH = int(os.environ.get("USERNAME_LENGTH", "8"))
+    GENERATED_PASSWORD_LENGTH = int(os.environ.get("GENERATED_PASSWORD_LENGTH", "24"))
+    KEEPALIVE_INTERVAL = int(os.environ.get("KEEPALIVE_INTERVAL", "60"))
+    PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "50"))
+
+    LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
+    LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "15"))
+
+
+def load_secrets(app) -> None:
+    """Fill missing secrets from instance/secrets.json, creating it (0600) outside production."""
+    path = os.path.join(app.instance_path, "secrets.json")
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    if not os.path.exists(path) and app.config["PROVISIO_ENV"] != "production":
+        _write_secrets(path)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            stored = json.load(handle)
+        for key, value in stored.items():
+            if not app.config.get(key):
+                app.config[key] = value
+    if app.config["PROVISIO_ENV"] == "production":
+        missing = [key for key in ("SECRET_KEY", "ENCRYPTION_KEYS") if not app.config.get(key)]
+        if missing:
+            raise RuntimeError(
+                f"Refusing to start in production without {', '.join(missing)}: set SECRET_KEY and "
+                "PROVISIO_ENCRYPTION_KEYS in the environment (see docs/operations.md)."
+            )
+        if app.debug:
+            raise RuntimeError("Refusing to start in production with DEBUG on.")
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
+            app.instance_path, "provisio.db"
+        )
+
+
+def _write_secrets(path: str) -> None:
+    """Create the instance secrets file readable by its owner only."""
+    secrets_ = {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "ENCRYPTION_KEYS": [Fernet.generate_key().decode()],
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(secrets_, handle)

@@ -1,0 +1,41 @@
+"""One error handler: HTML for people, JSON under /api, a rollback before every 5xx page."""
+
+from flask import Flask, current_app, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import NotFound as HTTPNotFound
+
+from extensions import db
+from services.errors import NotFound
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+    app.register_error_handler(HTTPException, handle_http_error)
+    # A service's NotFound (including another group's object) is a plain 404.
+    app.register_error_handler(NotFound, lambda error: handle_http_error(HTTPNotFound(error.message)))
+    app.register_error_handler(Exception, handle_unexpected)
+
+
+def handle_http_error(error: HTTPException):
+    """Answer an HTTP error in the form the client reads."""
+    if error.code and error.code >= 500:
+        db.session.rollback()
+    title = error.name
+    description = error.description
+    if isinstance(error, CSRFError):
+        title = "Form expired"
+        description = "The form was missing its security token or it expired. Go back, reload the page and try again."
+    if request.path.startswith("/api/"):
+        code = title.lower().replace(" ", "_")
+        return jsonify(error=code, message=description), error.code
+    return render_template("errors/error.html", code=error.code, title=title,
+                           description=description), error.code
+
+
+def handle_unexpected(error: Exception):
+    """Log a bug without request data (it may hold secrets) and show a plain 500."""
+    db.session.rollback()
+    current_app.logger.error("unhandled %s on %s %s", type(error).__name__, request.method,
+                             request.path, exc_info=error)
+    return handle_http_error(InternalServerError())

@@ -1,0 +1,95 @@
+"""Flask extensions, created unbound and attached to the app in init_app."""
+
+import sqlite3
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from flask import Flask
+from flask_login import LoginManager
+from flask_mail import Mail
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose constraints get stable names, so migrations can drop them."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Vault:
+    """Symmetric encryption for secrets that must be recoverable (SIP passwords, gateway keys)."""
+
+    def __init__(self) -> None:
+        self._fernet: MultiFernet | None = None
+
+    def init_app(self, app: Flask) -> None:
+        """Load the keys; the first encrypts, all of them decrypt (key rotation)."""
+        keys = app.config.get("ENCRYPTION_KEYS") or []
+        self._fernet = MultiFernet([Fernet(key) for key in keys]) if keys else None
+        app.extensions["vault"] = self
+
+    def encrypt(self, plaintext: str) -> str:
+        """Encrypt a secret for storage."""
+        return self._require().encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str:
+        """Decrypt a stored secret; a wrong key is a configuration error, not a user error."""
+        try:
+            return self._require().decrypt(ciphertext.encode()).decode()
+        except InvalidToken as exc:
+            raise RuntimeError("stored secret cannot be decrypted with the configured keys") from exc
+
+    def _require(self) -> MultiFernet:
+        if self._fernet is None:
+            raise RuntimeError("PROVISIO_ENCRYPTION_KEYS is not configured")
+        return self._fernet
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+mail = Mail()
+vault = Vault()
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Make SQLite safe for a web server and a worker sharing one file."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+    # The driver opens a transaction at the first write only; IMMEDIATE takes the write
+    # lock at that moment, so two writers queue on busy_timeout instead of deadlocking.
+    dbapi_connection.isolation_level = "IMMEDIATE"
+
+
+def init_app(app: Flask) -> None:
+    """Bind every extension to the app."""
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+    csrf.init_app(app)
+    mail.init_app(app)
+    vault.init_app(app)

@@ -1,0 +1,136 @@
+"""SIP accounts, their SNOM access rules, status history and public keys."""
+
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from extensions import db
+from models.base import TimestampMixin, UTCDateTime, enum_type, utcnow
+from models.enums import AccountType, LicenceState, RuleKind, Status
+
+
+class Account(TimestampMixin, db.Model):
+    """One SIP account, PGSM softphone or SNOM desk phone."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        # Keyset pagination walks id downwards inside a group or a status.
+        Index("ix_accounts_group_id_id", "group_id", "id"),
+        Index("ix_accounts_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_encrypted: Mapped[str] = mapped_column(Text)
+    callerid: Mapped[str] = mapped_column(String(20), unique=True)
+    secondary_callerid: Mapped[str | None] = mapped_column(String(20), unique=True)
+    owner: Mapped[str] = mapped_column(String(128), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    account_type: Mapped[AccountType] = mapped_column(enum_type(AccountType), default=AccountType.PGSM)
+    security_model: Mapped[str | None] = mapped_column(String(32))
+    obfuscation: Mapped[bool] = mapped_column(default=True)
+    obfuscation_key: Mapped[str] = mapped_column(String(32), default="9")
+    keepalive: Mapped[bool] = mapped_column(default=False)
+    mac_address: Mapped[str | None] = mapped_column(String(12), unique=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="RESTRICT"))
+    profile_id: Mapped[int | None] = mapped_column(
+        ForeignKey("profiles.id", ondelete="RESTRICT"), index=True
+    )
+    wizard: Mapped[bool] = mapped_column(default=False)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[Status] = mapped_column(enum_type(Status), default=Status.CREATED)
+    status_channel: Mapped[str | None] = mapped_column(String(8))
+    status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Every older secure link dies when this moves (resend, rotate, disable, activate).
+    link_version: Mapped[int] = mapped_column(default=0)
+    # After "revoke all keys" the client may upload a key only once provisioned again.
+    keys_locked: Mapped[bool] = mapped_column(default=False)
+    licence_state: Mapped[LicenceState] = mapped_column(
+        enum_type(LicenceState), default=LicenceState.UNUSED
+    )
+    licence_expires_on: Mapped[date | None]
+    licence_device: Mapped[str | None] = mapped_column(String(128))
+
+    group: Mapped["Group"] = relationship(back_populates="accounts")  # noqa: F821
+    profile: Mapped["Profile | None"] = relationship()  # noqa: F821
+    rules: Mapped[list["AccessRule"]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", order_by="AccessRule.position"
+    )
+    status_events: Mapped[list["StatusEvent"]] = relationship(
+        back_populates="account",
+        cascade="all, delete-orphan",
+        order_by="StatusEvent.id.desc()",
+        passive_deletes=True,
+    )
+    public_keys: Mapped[list["PublicKey"]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_snom(self) -> bool:
+        return self.account_type is AccountType.SNOM
+
+    @property
+    def effective_profile(self) -> "Profile | None":  # noqa: F821
+        """The account's own profile, else its group's."""
+        return self.profile or self.group.profile
+
+    @property
+    def status_label(self) -> str:
+        return self.status.label(self.status_channel)
+
+    def rules_of(self, kind: RuleKind) -> list[str]:
+        return [rule.network for rule in self.rules if rule.kind is kind]
+
+    def __repr__(self) -> str:
+        return f"<Account {self.username}>"
+
+
+class AccessRule(db.Model):
+    """One SNOM deny or permit rule, `<ip>/<netmask>`."""
+
+    __tablename__ = "access_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[RuleKind] = mapped_column(enum_type(RuleKind))
+    network: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(default=0)
+
+    account: Mapped[Account] = relationship(back_populates="rules")
+
+
+class StatusEvent(db.Model):
+    """One change of an account's lifecycle status: what, when, by whom or what."""
+
+    __tablename__ = "status_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    status: Mapped[Status] = mapped_column(enum_type(Status))
+    channel: Mapped[str | None] = mapped_column(String(8))
+    actor: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="status_events")
+
+    @property
+    def label(self) -> str:
+        return self.status.label(self.channel)
+
+
+class PublicKey(db.Model):
+    """An end-to-end messaging TLS public key uploaded by the account's client."""
+
+    __tablename__ = "public_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    key_pem: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped[Account] = relationship(back_populates="public_keys")

@@ -1,0 +1,1 @@
+"""The rules of Provisio: every write and transaction lives here."""

@@ -1,0 +1,278 @@
+"""SIP accounts: creation (plain and wizard), edits, lifecycle, and the actions on one account."""
+
+import secrets
+import string
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from extensions import db, vault
+from models import (
+    AccessRule,
+    Account,
+    AccountType,
+    Group,
+    LicenceState,
+    Profile,
+    PublicKey,
+    RuleKind,
+    StaffUser,
+    Status,
+    StatusEvent,
+    utcnow,
+)
+from services import audit
+from services.errors import Conflict, Invalid, NotFound
+from services.staff import check_password_strength
+
+# Fields a CSR may change after creation (numbers' uniqueness rules still apply).
+EDITABLE = ("username", "callerid", "owner", "email", "description", "security_model",
+            "obfuscation", "obfuscation_key", "keepalive", "mac_address", "group_id",
+            "profile_id", "licence_expires_on")
+UNIQUE_FIELDS = ("username", "callerid", "secondary_callerid", "mac_address")
+PGSM_ONLY = {"security_model": None, "obfuscation": False, "obfuscation_key": "", "keepalive": False}
+PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a keyset-paginated list; `next_before` is the cursor of the next page."""
+
+    items: list[Account]
+    next_before: int | None
+
+
+def scoped(query: Select, user: StaffUser) -> Select:
+    """Limit an account query to the groups a staff user serves."""
+    if user.is_admin:
+        return query
+    return query.where(Account.group_id.in_(user.group_ids or [-1]))
+
+
+def get_visible(account_id: int, user: StaffUser) -> Account:
+    """Return an account the user may see; another group's account does not exist for them."""
+    account = db.session.scalar(scoped(select(Account).where(Account.id == account_id), user))
+    if account is None:
+        raise NotFound("No such account.")
+    return account
+
+
+def list_page(
+    user: StaffUser, *, group_id: int | None = None, status: Status | None = None,
+    before: int | None = None, page_size: int = 50,
+) -> Page:
+    """Return newest-first accounts, one page at a time, without OFFSET."""
+    query = scoped(select(Account), user).order_by(Account.id.desc()).limit(page_size + 1)
+    if group_id:
+        query = query.where(Account.group_id == group_id)
+    if status:
+        query = query.where(Account.status == status)
+    if before:
+        query = query.where(Account.id < before)
+    items = list(db.session.scalars(query))
+    more = len(items) > page_size
+    items = items[:page_size]
+    return Page(items, items[-1].id if more else None)
+
+
+def new_username() -> str:
+    """Return a random numeric username that no account has yet."""
+    length = current_app.config["USERNAME_LENGTH"]
+    for _ in range(50):
+        candidate = str(secrets.randbelow(9 * 10 ** (length - 1)) + 10 ** (length - 1))
+        if not db.session.scalar(select(Account.id).where(Account.username == candidate)):
+            return candidate
+    raise Conflict("Could not find a free username; raise USERNAME_LENGTH.", field="username")
+
+
+def new_password() -> str:
+    """Return a strong random SIP password (never shown, only carried by the activation file)."""
+    length = current_app.config["GENERATED_PASSWORD_LENGTH"]
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(max(length, 20)))
+
+
+def sip_password(account: Account) -> str:
+    """Decrypt an account's SIP password, for the activation file and the SIP server only."""
+    return vault.decrypt(account.password_encrypted)
+
+
+def create(data: dict[str, Any], *, wizard: bool, actor: StaffUser) -> Account:
+    """Create an account: plain ones are enabled at once, wizard ones wait for activation."""
+    data = dict(data)
+    group = _group_for(data["group_id"], actor)
+    account_type = AccountType(data["account_type"])
+    if wizard:
+        password = new_password()
+        if not data["callerid"].startswith("+"):
+            raise Invalid("Automatic activation needs an international number with a leading +.",
+                          field="callerid")
+        profile = _profile(data.get("profile_id")) or group.profile
+        if profile is None:
+            raise Invalid(f"Choose a provisioning profile: group {group.name} has none.",
+                          field="profile_id")
+    else:
+        password = data["password"]
+        check_password_strength(password, data["username"])
+    account = Account(
+        account_type=account_type,
+        secondary_callerid=data.get("secondary_callerid") or None,
+        password_encrypted=vault.encrypt(password),
+        wizard=wizard,
+        enabled=not wizard,
+    )
+    _apply(account, data, EDITABLE)
+    db.session.add(account)
+    _check_unique(account)
+    _set_rules(account, data)
+    account.status_events.append(StatusEvent(status=Status.CREATED, actor=actor.username))
+    _commit(account, actor, "account.create", wizard=wizard)
+    return account
+
+
+def update_account(account: Account, data: dict[str, Any], *, actor: StaffUser) -> Account:
+    """Save a CSR's edit; the type and the secondary number stay as created."""
+    _group_for(data["group_id"], actor)
+    changed = sorted(name for name in EDITABLE if name in data and getattr(account, name) != data[name])
+    _apply(account, data, EDITABLE)
+    _check_unique(account)
+    _set_rules(account, data)
+    _commit(account, actor, "account.update", fields=changed)
+    return account
+
+
+def delete(account: Account, *, actor: StaffUser) -> None:
+    """Delete an account, its history and keys; the audit trail keeps its name."""
+    audit.record(actor, "account.delete", account)
+    db.session.delete(account)
+    db.session.commit()
+
+
+def set_enabled(account: Account, enabled: bool, *, actor: StaffUser) -> None:
+    """Enable or disable an account; disabling also kills every link sent so far."""
+    account.enabled = enabled
+    if not enabled:
+        account.link_version += 1
+    audit.record(actor, "account.enable" if enabled else "account.disable", account)
+    db.session.commit()
+
+
+def revoke_keys(account: Account, *, actor: StaffUser) -> int:
+    """Revoke every public key; the client may upload a new one only after re-provisioning."""
+    result = db.session.execute(
+        update(PublicKey)
+        .where(PublicKey.account_id == account.id, PublicKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    account.keys_locked = True
+    audit.record(actor, "account.revoke_keys", account, revoked=result.rowcount)
+    db.session.commit()
+    return result.rowcount
+
+
+def rotate_password(account: Account, *, actor: StaffUser) -> None:
+    """Give the account a new SIP password; devices fetch it, older links die."""
+    account.password_encrypted = vault.encrypt(new_password())
+    account.link_version += 1
+    audit.record(actor, "account.rotate_password", account)
+    db.session.commit()
+
+
+def clear_licence(account: Account, *, actor: StaffUser) -> None:
+    """Unbind the licence so a replaced or stuck device can validate again."""
+    account.licence_state = LicenceState.CLEARED
+    account.licence_device = None
+    audit.record(actor, "account.clear_licence", account)
+    db.session.commit()
+
+
+def set_status(account: Account, status: Status, *, actor: str, channel: str | None = None,
+               resend: bool = False) -> bool:
+    """Move the lifecycle forward (or back to a "sent" state on resend); never backwards alone."""
+    if status.rank < account.status.rank and not resend:
+        return False
+    if status is account.status and channel == account.status_channel:
+        return False
+    account.status, account.status_channel, account.status_changed_at = status, channel, utcnow()
+    account.status_events.append(StatusEvent(status=status, channel=channel, actor=actor))
+    return True
+
+
+def _apply(account: Account, data: dict[str, Any], names: tuple[str, ...]) -> None:
+    for name in names:
+        if name in data:
+            setattr(account, name, data[name])
+    if account.account_type is AccountType.SNOM:
+        for name, value in PGSM_ONLY.items():
+            setattr(account, name, value)
+    else:
+        account.mac_address = None
+        if account.security_model not in _security_models():
+            raise Invalid("Choose one of the configured security models.", field="security_model")
+
+
+def _set_rules(account: Account, data: dict[str, Any]) -> None:
+    rules = []
+    if account.is_snom:
+        for kind in RuleKind:
+            rules += [AccessRule(kind=kind, network=network, position=position)
+                      for position, network in enumerate(data.get(kind.value) or [])]
+    account.rules = rules
+
+
+def _check_unique(account: Account) -> None:
+    """Say which field clashes before the database's unique indexes have to."""
+    with db.session.no_autoflush:
+        others = select(Account).where(Account.id != account.id) if account.id else select(Account)
+        checks = {
+            "username": Account.username == account.username,
+            "mac_address": Account.mac_address == account.mac_address,
+        }
+        for field in ("callerid", "secondary_callerid"):
+            number = getattr(account, field)
+            checks[field] = or_(Account.callerid == number, Account.secondary_callerid == number)
+        if account.callerid and account.callerid == account.secondary_callerid:
+            raise Conflict("The secondary number must differ from the primary.",
+                           field="secondary_callerid")
+        for field, clause in checks.items():
+            value = getattr(account, field)
+            if value and db.session.scalar(others.where(clause).limit(1)) is not None:
+                raise Conflict(f"{value} is already used by another account.", field=field)
+
+
+def _commit(account: Account, actor: StaffUser, action: str, **detail: Any) -> None:
+    """Commit; a unique index that fires under a race becomes the same field error."""
+    try:
+        db.session.flush()
+        audit.record(actor, action, account, **detail)
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        text = str(exc.orig)
+        field = next((name for name in reversed(UNIQUE_FIELDS) if name in text), None)
+        raise Conflict("That value is already used by another account.", field=field) from None
+
+
+def _group_for(group_id: int, actor: StaffUser) -> Group:
+    group = db.session.get(Group, group_id) if group_id else None
+    if group is None or not (actor.is_admin or group.id in actor.group_ids):
+        raise Invalid("Choose one of your groups.", field="group_id")
+    return group
+
+
+def _profile(profile_id: int | None) -> Profile | None:
+    return db.session.get(Profile, profile_id) if profile_id else None
+
+
+def _security_models() -> list[str]:
+    return current_app.config["SECURITY_MODELS"]
+
+
+def status_counts(user: StaffUser) -> dict[Status, int]:
+    """Count the accounts a user may see, per lifecycle status."""
+    query = scoped(select(Account.status, func.count(Account.id)).group_by(Account.status), user)
+    counts = dict.fromkeys(Status, 0)
+    counts.update({status: n for status, n in db.session.execute(query)})
+    return counts

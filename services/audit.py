@@ -1,0 +1,65 @@
+"""Write audit events inside the caller's transaction."""
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from extensions import db
+from models import AuditEvent, StaffUser
+
+
+def record(
+    actor: StaffUser | str,
+    action: str,
+    target: Any = None,
+    *,
+    ip: str | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    """Add an audit event to the session; it commits with the change it describes."""
+    event = AuditEvent(
+        actor=actor if isinstance(actor, str) else actor.username,
+        action=action,
+        ip=ip,
+        detail=detail,
+    )
+    if target is not None:
+        event.target_type = target.__tablename__.rstrip("s")
+        event.target_id = target.id
+        event.target = getattr(target, "username", None) or getattr(target, "name", None)
+    db.session.add(event)
+    return event
+
+
+def for_target(target: Any, limit: int = 50) -> list[AuditEvent]:
+    """Return the newest audit events about one object."""
+    return list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.target_type == target.__tablename__.rstrip("s"),
+                   AuditEvent.target_id == target.id)
+            .order_by(AuditEvent.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def search(*, action: str = "", actor: str = "", before: int | None = None,
+           page_size: int = 100) -> tuple[list[AuditEvent], int | None]:
+    """Return one newest-first page of the audit log, filtered by action prefix and actor."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(page_size + 1)
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
+    if actor:
+        query = query.where(func.lower(AuditEvent.actor) == actor.lower())
+    if before:
+        query = query.where(AuditEvent.id < before)
+    events = list(db.session.scalars(query))
+    more = len(events) > page_size
+    events = events[:page_size]
+    return events, events[-1].id if more else None
+
+
+def actions() -> list[str]:
+    """Return every action name that occurs in the log."""
+    return list(db.session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))

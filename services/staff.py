@@ -1,0 +1,200 @@
+"""Staff users: passwords (argon2id), roles, group scope, server-side sessions."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from extensions import db
+from models import AuditEvent, Group, Role, StaffSession, StaffUser, utcnow
+from services import audit
+from services.errors import Conflict, Invalid, NotFound, Throttled
+
+hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verified against when the username is unknown, so both answers take the same time.
+_DUMMY_HASH = hasher.hash("provisio-dummy-password")
+MIN_PASSWORD_LENGTH = 12
+INVALID_LOGIN = "Unknown username or wrong password."
+
+
+def check_password_strength(password: str, username: str = "") -> None:
+    """Refuse passwords a person could guess."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(f"Use at least {MIN_PASSWORD_LENGTH} characters.", field="password")
+    if username and username.lower() in password.lower():
+        raise Invalid("The password must not contain the username.", field="password")
+    if len(set(password)) < 5:
+        raise Invalid("The password repeats too few different characters.", field="password")
+
+
+def list_staff() -> list[StaffUser]:
+    """Return every staff user, by username."""
+    return list(db.session.scalars(select(StaffUser).order_by(StaffUser.username)))
+
+
+def get(staff_id: int) -> StaffUser:
+    """Return one staff user or raise NotFound."""
+    user = db.session.get(StaffUser, staff_id)
+    if user is None:
+        raise NotFound("No such staff user.")
+    return user
+
+
+def create(
+    *, username: str, password: str, role: Role, full_name: str = "",
+    group_ids: list[int] | None = None, actor: StaffUser | str,
+) -> StaffUser:
+    """Create a staff user with a hashed password."""
+    username = username.strip()
+    if db.session.scalar(select(StaffUser.id).where(func.lower(StaffUser.username) == username.lower())):
+        raise Conflict(f"The username {username} is already taken.", field="username")
+    check_password_strength(password, username)
+    user = StaffUser(
+        username=username, full_name=full_name, role=role, password_hash=hasher.hash(password)
+    )
+    user.groups = _groups(group_ids or [])
+    db.session.add(user)
+    db.session.flush()
+    audit.record(actor, "staff.create", user, role=str(role))
+    db.session.commit()
+    return user
+
+
+def update(
+    user: StaffUser, *, role: Role, full_name: str, active: bool, group_ids: list[int],
+    actor: StaffUser,
+) -> StaffUser:
+    """Change a staff user's role, name, scope or activity; deactivation ends their sessions."""
+    if user.id == actor.id and (role is not Role.ADMIN or not active):
+        raise Invalid("You cannot remove your own administrator rights or deactivate yourself.")
+    user.role, user.full_name, user.active = role, full_name, active
+    user.groups = _groups(group_ids)
+    if not active:
+        _revoke_sessions(user)
+    audit.record(actor, "staff.update", user, role=str(role), active=active)
+    db.session.commit()
+    return user
+
+
+def change_password(user: StaffUser, *, current: str, new: str, ip: str | None) -> None:
+    """Change one's own password; every other session of the user is signed out."""
+    if not _verify(user.password_hash, current):
+        raise Invalid("The current password is wrong.", field="current")
+    check_password_strength(new, user.username)
+    user.password_hash = hasher.hash(new)
+    _revoke_sessions(user, keep=user.session_id)
+    audit.record(user, "staff.password_change", user, ip=ip)
+    db.session.commit()
+
+
+def reset_password(user: StaffUser, *, new: str, actor: StaffUser) -> None:
+    """Set another staff user's password (admin); all their sessions end."""
+    check_password_strength(new, user.username)
+    user.password_hash = hasher.hash(new)
+    _revoke_sessions(user)
+    audit.record(actor, "staff.password_reset", user)
+    db.session.commit()
+
+
+def authenticate(username: str, password: str, *, ip: str | None, user_agent: str | None) -> StaffUser:
+    """Check credentials and open a server-side session; the same answer for every failure."""
+    username = username.strip()
+    _check_throttle(username)
+    user = db.session.scalar(select(StaffUser).where(func.lower(StaffUser.username) == username.lower()))
+    ok = _verify(user.password_hash if user else _DUMMY_HASH, password)
+    if not (ok and user is not None and user.active):
+        audit.record(username[:64] or "-", "auth.login_failed", ip=ip)
+        db.session.commit()
+        raise Invalid(INVALID_LOGIN)
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        StaffSession(user=user, token_hash=_digest(token), ip=ip, user_agent=(user_agent or "")[:256])
+    )
+    user.last_login_at = utcnow()
+    audit.record(user, "auth.login", user, ip=ip)
+    db.session.commit()
+    user.session_id = token
+    return user
+
+
+def load_session(token: str) -> StaffUser | None:
+    """Return the active user behind a session cookie, or None if it was revoked."""
+    session = db.session.scalar(
+        select(StaffSession).where(
+            StaffSession.token_hash == _digest(token), StaffSession.revoked_at.is_(None)
+        )
+    )
+    if session is None or not session.user.active:
+        return None
+    session.user.session_id = token
+    return session.user
+
+
+def logout(user: StaffUser, *, ip: str | None) -> None:
+    """Revoke the current session server-side, so a copied cookie is worthless."""
+    if user.session_id:
+        db.session.execute(
+            update(StaffSession)
+            .where(StaffSession.token_hash == _digest(user.session_id))
+            .values(revoked_at=utcnow())
+        )
+    audit.record(user, "auth.logout", user, ip=ip)
+    db.session.commit()
+
+
+def ensure_first_admin(username: str = "admin") -> str | None:
+    """Create the first administrator if there is no staff user; return its password once."""
+    if db.session.scalar(select(func.count(StaffUser.id))):
+        return None
+    password = secrets.token_urlsafe(15)
+    create(username=username, password=password, role=Role.ADMIN, full_name="Administrator",
+           actor="system")
+    return password
+
+
+def _check_throttle(username: str) -> None:
+    """Count recent failures in the database, so the limit holds across workers and restarts."""
+    config = current_app.config
+    since = utcnow() - timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
+    failures = db.session.scalar(
+        select(func.count(AuditEvent.id)).where(
+            AuditEvent.action == "auth.login_failed",
+            AuditEvent.created_at >= since,
+            func.lower(AuditEvent.actor) == username.lower(),
+        )
+    )
+    if failures >= config["LOGIN_MAX_FAILURES"]:
+        raise Throttled(
+            f"Too many failed sign-ins for this username. Try again in "
+            f"{config['LOGIN_LOCK_MINUTES']} minutes."
+        )
+
+
+def _revoke_sessions(user: StaffUser, keep: str | None = None) -> None:
+    query = update(StaffSession).where(
+        StaffSession.user_id == user.id, StaffSession.revoked_at.is_(None)
+    )
+    if keep:
+        query = query.where(StaffSession.token_hash != _digest(keep))
+    db.session.execute(query.values(revoked_at=utcnow()))
+
+
+def _groups(group_ids: list[int]) -> list[Group]:
+    return list(db.session.scalars(select(Group).where(Group.id.in_(group_ids)))) if group_ids else []
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,51 @@
+// Console behaviour that the pages work without: type toggles, confirmations, live status.
+(function () {
+  "use strict";
+
+  // Show only the fieldsets of the chosen account type (PGSM or SNOM).
+  function applyType(form) {
+    var checked = form.querySelector("[data-account-type] input:checked");
+    var type = checked ? checked.value : form.getAttribute("data-fixed-type");
+    if (!type) return;
+    form.querySelectorAll("[data-for-type]").forEach(function (set) {
+      set.hidden = set.getAttribute("data-for-type") !== type;
+    });
+  }
+
+  // The keep-alive warning appears only while keep-alive is ticked.
+  function applyKeepalive(form) {
+    var box = form.querySelector("input[name=keepalive]");
+    var warning = form.querySelector("[data-keepalive-warning]");
+    if (box && warning) warning.hidden = !box.checked;
+  }
+
+  document.querySelectorAll("form").forEach(function (form) {
+    applyType(form);
+    applyKeepalive(form);
+    form.addEventListener("change", function () { applyType(form); applyKeepalive(form); });
+  });
+
+  document.addEventListener("submit", function (event) {
+    var button = event.submitter;
+    var question = button && button.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) event.preventDefault();
+  });
+
+  // Refresh the live status block every 10 s without reloading the page.
+  document.querySelectorAll("[data-refresh]").forEach(function (block) {
+    var url = block.getAttribute("data-refresh");
+    setInterval(function () {
+      if (document.hidden) return;
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var holder = document.createElement("div");
+          holder.innerHTML = html;
+          var fresh = holder.firstElementChild;
+          if (fresh) { block.replaceWith(fresh); block = fresh; }
+        })
+        .catch(function () {});
+    }, 10000);
+  });
+})();
