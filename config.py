@@ -55,29 +55,32 @@ class Config:
 
 def load_secrets(app) -> None:
     """Fill missing secrets from instance/secrets.json, creating it (0600) outside production."""
-    path = os.path.join(app.instance_path, "secrets.json")
-    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
-    if not os.path.exists(path) and app.config["PROVISIO_ENV"] != "production":
-        _write_secrets(path)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as handle:
-            stored = json.load(handle)
-        for key, value in stored.items():
-            if not app.config.get(key):
-                app.config[key] = value
-    if app.config["PROVISIO_ENV"] == "production":
-        missing = [key for key in ("SECRET_KEY", "ENCRYPTION_KEYS") if not app.config.get(key)]
-        if missing:
-            raise RuntimeError(
-                f"Refusing to start in production without {', '.join(missing)}: set SECRET_KEY and "
-                "PROVISIO_ENCRYPTION_KEYS in the environment (see docs/operations.md)."
-            )
-        if app.debug:
-            raise RuntimeError("Refusing to start in production with DEBUG on.")
+    production = app.config["PROVISIO_ENV"] == "production"
+    if production and app.debug:
+        raise RuntimeError("Refusing to start in production with DEBUG on.")
+    if _missing_secrets(app):
+        path = os.path.join(app.instance_path, "secrets.json")
+        if not os.path.exists(path) and not production:
+            os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+            _write_secrets(path)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                for key, value in json.load(handle).items():
+                    app.config[key] = app.config.get(key) or value
+    if missing := _missing_secrets(app):
+        raise RuntimeError(
+            f"Refusing to start without {', '.join(missing)}: set SECRET_KEY and "
+            "PROVISIO_ENCRYPTION_KEYS in the environment (see docs/operations.md)."
+        )
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
             app.instance_path, "provisio.db"
         )
+
+
+def _missing_secrets(app) -> list[str]:
+    return [key for key in ("SECRET_KEY", "ENCRYPTION_KEYS") if not app.config.get(key)]
 
 
 def _write_secrets(path: str) -> None:

@@ -25,7 +25,8 @@ def handle_http_error(error: HTTPException):
     description = error.description
     if isinstance(error, CSRFError):
         title = "Form expired"
-        description = "The form was missing its security token or it expired. Go back, reload the page and try again."
+        description = ("The form was missing its security token or it expired. "
+                       "Go back, reload the page and try again.")
     if request.path.startswith("/api/"):
         code = title.lower().replace(" ", "_")
         return jsonify(error=code, message=description), error.code

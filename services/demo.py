@@ -27,10 +27,13 @@ def seed(count: int, *, rng: random.Random | None = None) -> str:
     for _ in range(count):
         kind = AccountType.SNOM if rng.random() < 0.1 else AccountType.PGSM
         final = rng.choice(statuses)
+        callerid, username = f"+4179{rng.randrange(10**7):07d}", accounts.new_username()
+        if db.session.scalar(select(Account.id).where(Account.callerid == callerid)):
+            continue
         account = Account(
-            username=accounts.new_username(),
+            username=username,
             password_encrypted=vault.encrypt(accounts.new_password()),
-            callerid=f"+4179{rng.randrange(10**7):07d}",
+            callerid=callerid,
             owner=rng.choice(OWNERS),
             email=f"user{rng.randrange(10**6)}@example.com",
             account_type=kind,
@@ -41,8 +44,6 @@ def seed(count: int, *, rng: random.Random | None = None) -> str:
             wizard=True,
             enabled=final.rank >= Status.ACTIVATED.rank,
         )
-        if db.session.scalar(select(Account.id).where(Account.callerid == account.callerid)):
-            continue
         moment = now - timedelta(days=rng.randrange(1, 60), minutes=rng.randrange(1440))
         for status in statuses[: final.rank + 1]:
             moment += timedelta(minutes=rng.randrange(5, 600))
@@ -54,7 +55,8 @@ def seed(count: int, *, rng: random.Random | None = None) -> str:
         db.session.add(account)
         db.session.flush()
     db.session.commit()
-    return f"Demo data: {len(groups)} groups, {len(profiles)} profiles, {count} accounts; CSR login csr / provisio-demo-2026."
+    return (f"Demo data: {len(groups)} groups, {len(profiles)} profiles, {count} accounts; "
+            "CSR login csr / provisio-demo-2026.")
 
 
 def _profile(name: str, host: str) -> Profile:

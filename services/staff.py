@@ -64,7 +64,7 @@ def create(
     return user
 
 
-def update(
+def update_user(
     user: StaffUser, *, role: Role, full_name: str, active: bool, group_ids: list[int],
     actor: StaffUser,
 ) -> StaffUser:

@@ -3,15 +3,23 @@
 import json
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, PasswordField, SelectField, SelectMultipleField
-from wtforms import StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from models import Role
 
-HOSTNAME = Regexp(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}(:\d{1,5})?$",
-                  message="A host name such as sip.example.com (optionally :port).")
+HOSTNAME = Regexp(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}(:\d{1,5})?$",
+    message="A host name such as sip.example.com (optionally :port).")
 
 
 class JSONField(TextAreaField):
@@ -63,8 +71,9 @@ class ProfileForm(FlaskForm):
 class StaffForm(FlaskForm):
     """A staff user's role and group scope."""
 
-    username = StringField("Username", validators=[DataRequired(), Length(max=64),
-                                                   Regexp(r"^[\w.@-]+$", message="Letters, digits and . _ @ - only.")])
+    username = StringField("Username", validators=[
+        DataRequired(), Length(max=64), Regexp(r"^[\w.@-]+$", message="Letters, digits and . _ @ - only.")
+    ])
     full_name = StringField("Full name", validators=[Optional(), Length(max=128)])
     role = SelectField("Role", choices=[(r.value, r.value.upper() if r is Role.CSR else r.value.capitalize())
                                         for r in Role], default=Role.CSR.value)

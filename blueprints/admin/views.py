@@ -151,7 +151,7 @@ def _save_staff(user, form: StaffForm):
                             actor=current_user)
     if form.password.data:  # check first, so a weak password changes nothing at all
         staff.check_password_strength(form.password.data, user.username)
-    staff.update(user, role=role, full_name=form.full_name.data or "", active=form.active.data,
+    staff.update_user(user, role=role, full_name=form.full_name.data or "", active=form.active.data,
                  group_ids=form.group_ids.data or [], actor=current_user)
     if form.password.data:
         staff.reset_password(user, new=form.password.data, actor=current_user)

@@ -3,8 +3,15 @@
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, DateField, PasswordField, RadioField, SelectField, StringField
-from wtforms import TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from blueprints.fields import MacField, PhoneField, RuleListField
@@ -45,7 +52,8 @@ class AccountForm(FlaskForm):
     mac_address = MacField("MAC address", validators=[Optional()],
                            description="Optional; bound when the phone first fetches its settings.")
     deny = RuleListField("Deny", description="One <ip>/<netmask> per line, e.g. 0.0.0.0/0.0.0.0.")
-    permit = RuleListField("Permit", description="One <ip>/<netmask> per line, e.g. 216.27.242.66/255.255.255.255.")
+    permit = RuleListField("Permit",
+                           description="One <ip>/<netmask> per line, e.g. 216.27.242.66/255.255.255.255.")
     licence_expires_on = DateField("Licence expires on", validators=[Optional()])
 
     def validate_obfuscation_key(self, field) -> None:

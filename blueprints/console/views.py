@@ -9,7 +9,7 @@ from flask_login import current_user
 from blueprints.console.forms import AccountForm, EditForm, FilterForm, WizardForm
 from blueprints.forms_util import show_error
 from extensions import login_manager
-from models import Account, Status
+from models import Status
 from services import accounts, audit, groups
 from services.errors import ServiceError
 
@@ -123,7 +123,7 @@ def account_delete(account_id: int):
     return render_template("console/accounts/delete.html", account=account)
 
 
-@bp.route("/accounts/<int:account_id>/<any(%s):action>" % ", ".join(map(repr, ACTIONS)), methods=["POST"])
+@bp.route(f"/accounts/<int:account_id>/<any({', '.join(map(repr, ACTIONS))}):action>", methods=["POST"])
 def account_action(account_id: int, action: str):
     """Disable, enable, revoke keys, rotate the password or clear the licence of an account."""
     account = accounts.get_visible(account_id, current_user)

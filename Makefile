@@ -1,0 +1,35 @@
+# Provisio: `make run` sets everything up and serves; `make test` runs the whole suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FLASK := $(VENV)/bin/flask --app app
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 5000
+# A local run serves plain HTTP on loopback: cookies cannot be Secure there.
+RUN_ENV := PROVISIO_ENV=$${PROVISIO_ENV:-development} SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-0}
+
+.PHONY: run setup test test-sqlite test-postgres lint seed clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+	$(RUN_ENV) $(FLASK) setup
+
+run: setup
+	@echo "Provisio console: http://$(HOST):$(PORT)/"
+	$(RUN_ENV) $(FLASK) run --host $(HOST) --port $(PORT)
+
+seed: setup
+	$(RUN_ENV) $(FLASK) seed-demo
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	env -u TEST_DATABASE_URL $(VENV)/bin/pytest
+	@if [ -n "$$TEST_DATABASE_URL" ]; then echo "== again on PostgreSQL"; $(VENV)/bin/pytest -p no:cacheprovider; fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,201 @@
+"""Fixtures: one migrated database per run (SQLite, or PostgreSQL with TEST_DATABASE_URL),
+emptied after every test; apps, signed-in clients and a few objects to work on."""
+
+import os
+import re
+
+import pytest
+from cryptography.fernet import Fernet
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from app import create_app
+from extensions import db
+from models import Group, Profile, Role
+from services import accounts, groups, staff
+
+PASSWORD = "correct horse battery staple"
+KEY = Fernet.generate_key().decode()
+
+
+def make_config(url: str) -> dict:
+    return {
+        "TESTING": True,
+        "PROVISIO_ENV": "testing",
+        "SECRET_KEY": "test-secret-key",
+        "ENCRYPTION_KEYS": [KEY],
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SESSION_COOKIE_SECURE": False,
+        "LOGIN_MAX_FAILURES": 5,
+    }
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    """Migrate an empty database once per run, from nothing, with the real migrations."""
+    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    app = create_app(make_config(url))
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def app(database_url):
+    """A fresh app over the migrated database; every row is deleted afterwards."""
+    app = create_app(make_config(database_url))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        tables = [table.name for table in db.metadata.sorted_tables]
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for name in reversed(tables):
+                    connection.execute(text(f"DELETE FROM {name}"))
+        db.engine.dispose()
+
+
+class Client:
+    """A browser-like test client that signs in and sends the CSRF token like a real form."""
+
+    def __init__(self, app):
+        self.http = app.test_client()
+        self.csrf = ""
+
+    def get(self, url, **kwargs):
+        return self.http.get(url, **kwargs)
+
+    def post(self, url, data=None, *, csrf=True, **kwargs):
+        data = dict(data or {})
+        if csrf:
+            data.setdefault("csrf_token", self.token())
+        return self.http.post(url, data=data, **kwargs)
+
+    def token(self) -> str:
+        if not self.csrf:
+            page = self.http.get("/auth/login").get_data(as_text=True)
+            self.csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        return self.csrf
+
+    def login(self, username: str, password: str = PASSWORD):
+        self.csrf = ""
+        response = self.post("/auth/login", {"username": username, "password": password})
+        self.csrf = ""  # a new session gets a new token
+        return response
+
+
+@pytest.fixture
+def client(app) -> Client:
+    return Client(app)
+
+
+def _staff(app, username: str, role: Role, group_ids=()):
+    with app.app_context():
+        user = staff.create(username=username, password=PASSWORD, role=role,
+                            group_ids=list(group_ids), actor="test")
+        return user.id
+
+
+@pytest.fixture
+def profile(app) -> int:
+    with app.app_context():
+        item = Profile(name="Standard", sip_host="sip.example.net", provisioning_host="prov.example.net",
+                       options={"codecs": ["opus"]})
+        db.session.add(item)
+        db.session.commit()
+        return item.id
+
+
+@pytest.fixture
+def group(app, profile) -> int:
+    """Group A, with a provisioning profile."""
+    with app.app_context():
+        item = Group(name="Group A", profile_id=profile)
+        db.session.add(item)
+        db.session.commit()
+        return item.id
+
+
+@pytest.fixture
+def other_group(app) -> int:
+    """Group B, without a profile."""
+    with app.app_context():
+        item = Group(name="Group B")
+        db.session.add(item)
+        db.session.commit()
+        return item.id
+
+
+@pytest.fixture
+def admin_id(app) -> int:
+    return _staff(app, "alice", Role.ADMIN)
+
+
+@pytest.fixture
+def csr_id(app, group) -> int:
+    return _staff(app, "carl", Role.CSR, [group])
+
+
+@pytest.fixture
+def viewer_id(app, group) -> int:
+    return _staff(app, "vera", Role.VIEWER, [group])
+
+
+@pytest.fixture
+def admin(app, admin_id) -> Client:
+    browser = Client(app)
+    browser.login("alice")
+    return browser
+
+
+@pytest.fixture
+def csr(app, csr_id) -> Client:
+    browser = Client(app)
+    browser.login("carl")
+    return browser
+
+
+@pytest.fixture
+def viewer(app, viewer_id) -> Client:
+    browser = Client(app)
+    browser.login("vera")
+    return browser
+
+
+ACCOUNT_DEFAULTS = {
+    "account_type": "pgsm", "password": "Sip-password-1234", "owner": "Anna Meier",
+    "email": "anna@example.com", "description": "", "security_model": "end-to-end",
+    "obfuscation": True, "obfuscation_key": "9", "keepalive": False, "mac_address": None,
+    "deny": [], "permit": [], "profile_id": None, "secondary_callerid": None, "licence_expires_on": None,
+}
+
+
+@pytest.fixture
+def make_account(app, admin_id, group):
+    """Create accounts through the service, as the admin, with sensible defaults."""
+    counter = iter(range(1, 10_000))
+
+    def make(wizard: bool = False, **fields) -> int:
+        n = next(counter)
+        data = {**ACCOUNT_DEFAULTS, "username": f"user{n:04d}", "callerid": f"+4179123{n:04d}",
+                "group_id": group, **fields}
+        with app.app_context():
+            actor = staff.get(admin_id)
+            return accounts.create(data, wizard=wizard, actor=actor).id
+
+    return make
+
+
+@pytest.fixture
+def ctx(app):
+    """Run a block inside an app context: `with ctx(): ...`."""
+    return app.app_context
+
+
+__all__ = ["groups"]
