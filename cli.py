@@ -2,6 +2,7 @@
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 from models import Role
@@ -16,6 +17,7 @@ def init_app(app: Flask) -> None:
 
 
 @click.command("setup")
+@with_appcontext
 def setup() -> None:
     """Migrate the database and create the first administrator (password printed once)."""
     upgrade()
@@ -29,6 +31,7 @@ def setup() -> None:
 
 
 @click.command("create-admin")
+@with_appcontext
 @click.argument("username")
 @click.password_option()
 def create_admin(username: str, password: str) -> None:
@@ -41,6 +44,7 @@ def create_admin(username: str, password: str) -> None:
 
 
 @click.command("seed-demo")
+@with_appcontext
 @click.option("--accounts", default=300, show_default=True, help="How many accounts to create.")
 def seed_demo(accounts: int) -> None:
     """Fill the database with demo groups, profiles, staff and accounts in every status."""

@@ -21,6 +21,13 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def database_url(url: str | None) -> str | None:
+    """Accept the usual postgresql:// form and use the psycopg 3 driver for it."""
+    if url and url.split("://", 1)[0] in ("postgres", "postgresql"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
 class Config:
     """Settings for every deployment; secrets come from the environment or the instance file."""
 
@@ -30,7 +37,7 @@ class Config:
     # Fernet keys, newest first (comma-separated) so old ciphertexts stay readable.
     ENCRYPTION_KEYS = env_list("PROVISIO_ENCRYPTION_KEYS", "")
 
-    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL")  # None: instance/provisio.db
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))  # None: instance/provisio.db
     # hide_parameters: SQL errors in logs never carry row values.
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
 

@@ -10,6 +10,7 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 from app import create_app
+from config import database_url as normalise_url
 from extensions import db
 from models import Group, Profile, Role
 from services import accounts, groups, staff
@@ -33,7 +34,9 @@ def make_config(url: str) -> dict:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     """Migrate an empty database once per run, from nothing, with the real migrations."""
-    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    url = normalise_url(os.environ.get("TEST_DATABASE_URL")) or (
+        f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    )
     app = create_app(make_config(url))
     with app.app_context():
         if db.engine.dialect.name == "postgresql":

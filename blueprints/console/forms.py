@@ -57,12 +57,12 @@ class AccountForm(FlaskForm):
     licence_expires_on = DateField("Licence expires on", validators=[Optional()])
 
     def validate_obfuscation_key(self, field) -> None:
-        if self.account_type.data == AccountType.PGSM.value and self.obfuscation.data and not field.data:
+        if self.obfuscation.data and not field.data:
             raise ValueError("Obfuscation needs a key (the default is 9).")
 
     def service_data(self) -> dict[str, Any]:
         """Return the cleaned values for the accounts service."""
-        data = {name: getattr(self, name).data for name in SERVICE_FIELDS if hasattr(self, name)}
+        data = {name: self[name].data for name in SERVICE_FIELDS if name in self}
         data["profile_id"] = data.get("profile_id") or None
         for name in ("owner", "email", "description", "obfuscation_key"):
             if name in data:

@@ -1,0 +1,72 @@
+"""A CSR's day in a real Chromium: sign in, create accounts with the wizard, act on them."""
+
+import pytest
+
+from extensions import db
+from models import Account
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+
+def sign_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/auth/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def test_csr_creates_wizard_account_and_sees_it_disabled_until_activation(app, live_server, page, csr_id):
+    sign_in(page, live_server, "carl")
+    page.click("text=New account (wizard)")
+    username = page.input_value("#username")
+    assert username.isdigit() and len(username) == app.config["USERNAME_LENGTH"]
+    page.fill("#callerid", "+41 79 555 12 34")
+    page.select_option("#group_id", label="Group A (profile: Standard)")
+    page.fill("#owner", "Anna Meier")
+    page.click("text=Create account")
+
+    page.wait_for_selector("text=Status timeline")
+    body = page.inner_text("main")
+    assert f"Account {username} created." in body
+    assert "+41795551234" in body
+    assert "disabled until activation" in body.lower()
+    assert page.errors == []
+    with app.app_context():
+        account = db.session.scalar(db.select(Account).where(Account.username == username))
+        assert account is not None and account.enabled is False and account.wizard is True
+
+
+def test_choosing_snom_shows_access_rules_and_hides_pgsm_fields(live_server, page, admin_id, group):
+    sign_in(page, live_server, "alice")
+    page.goto(f"{live_server}/accounts/new")
+    assert page.is_visible("#security_model")
+    assert not page.is_visible("#deny")
+    page.check("input[name=account_type][value=snom]")
+    assert page.is_visible("#deny") and page.is_visible("#mac_address")
+    assert not page.is_visible("#security_model")
+    assert page.errors == []
+
+
+def test_keepalive_warning_appears_when_keepalive_is_ticked(live_server, page, admin_id, group):
+    sign_in(page, live_server, "alice")
+    page.goto(f"{live_server}/accounts/wizard")
+    warning = page.locator("[data-keepalive-warning]")
+    assert not warning.is_visible()
+    page.check("#keepalive")
+    assert warning.is_visible()
+    assert "older than 11.1" in warning.inner_text()
+
+
+def test_disable_button_disables_the_account_after_the_page_round_trip(
+    app, live_server, page, admin_id, make_account
+):
+    account_id = make_account()
+    sign_in(page, live_server, "alice")
+    page.goto(f"{live_server}/accounts/{account_id}")
+    page.click("main button:has-text('Disable')")
+    page.wait_for_selector("text=user0001 disabled.")
+    assert page.is_visible("main button:has-text('Enable')")
+    with app.app_context():
+        assert db.session.get(Account, account_id).enabled is False

@@ -1,0 +1,53 @@
+"""Helpers for the HTTP tests: signed-in clients that carry a CSRF token, and page readers."""
+
+import html
+import re
+
+from conftest import PASSWORD, Client
+
+FLASH = re.compile(r'<div class="flash flash--(\w+)"[^>]*>(.*?)</div>', re.S)
+FIELD_BLOCK = re.compile(r'<div class="field[^"]*field--error[^"]*">(.*?)</div>', re.S)
+FIELD_ERROR = re.compile(r'<p class="field__error">(.*?)</p>', re.S)
+CSRF_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def primed(browser: Client) -> Client:
+    """Give a signed-in client its CSRF token, read from a page every signed-in user can open.
+
+    Client.token() reads it from the sign-in page, which redirects a signed-in user away.
+    """
+    page = browser.http.get("/auth/password").get_data(as_text=True)
+    match = CSRF_TOKEN.search(page)
+    if match:
+        browser.csrf = match.group(1)
+    return browser
+
+
+def sign_in(app, username: str, password: str = PASSWORD) -> Client:
+    """Return a new client signed in as `username`, ready to post forms."""
+    browser = Client(app)
+    response = browser.login(username, password)
+    assert response.status_code == 302, f"{username} could not sign in"
+    return primed(browser)
+
+
+def page_text(response) -> str:
+    return response.get_data(as_text=True)
+
+
+def flashes(response) -> list[tuple[str, str]]:
+    """Return the (category, message) pairs flashed on a page."""
+    return [(category, html.unescape(message).strip())
+            for category, message in FLASH.findall(page_text(response))]
+
+
+def field_errors(response, name: str) -> list[str]:
+    """Return the error messages shown under the form field `name`."""
+    for block in FIELD_BLOCK.findall(page_text(response)):
+        if f'for="{name}"' in block or f'id="{name}"' in block:
+            return [html.unescape(error).strip() for error in FIELD_ERROR.findall(block)]
+    return []
+
+
+def is_sign_in_redirect(response) -> bool:
+    return response.status_code == 302 and "/auth/login" in response.headers["Location"]
