@@ -56,6 +56,27 @@ class Config:
     KEEPALIVE_INTERVAL = int(os.environ.get("KEEPALIVE_INTERVAL", "60"))
     PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "50"))
 
+    # Defaults of the console-editable settings (services/settings.py).
+    LINK_MAX_AGE_HOURS = float(os.environ.get("LINK_MAX_AGE_HOURS", "72"))
+    ACTIVATION_MIME_TYPE = os.environ.get("ACTIVATION_MIME_TYPE", "application/x-provisio-activation")
+    APP_URI_SCHEME = os.environ.get("APP_URI_SCHEME", "provisio")
+    DOWNLOAD_URLS: dict[str, str] = json.loads(os.environ.get("DOWNLOAD_URLS", "{}"))
+    APPLICATIONS: dict[str, str] = json.loads(os.environ.get("APPLICATIONS", "{}"))
+    MAIL_GATEWAY = {
+        "mode": os.environ.get("MAIL_MODE", "smtp"),  # "smtp" (relay) or "gmail"
+        "host": os.environ.get("MAIL_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("MAIL_PORT", "25")),
+        "starttls": env_bool("MAIL_STARTTLS", False),
+        "username": os.environ.get("MAIL_USERNAME", ""),
+        "sender": os.environ.get("MAIL_SENDER", "provisio@localhost"),
+    }
+
+    OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "5"))
+    OUTBOX_BACKOFF_SECONDS = int(os.environ.get("OUTBOX_BACKOFF_SECONDS", "30"))
+    OUTBOX_LEASE_SECONDS = int(os.environ.get("OUTBOX_LEASE_SECONDS", "120"))
+    SEND_RATE_LIMIT = int(os.environ.get("SEND_RATE_LIMIT", "5"))
+    SEND_RATE_MINUTES = int(os.environ.get("SEND_RATE_MINUTES", "30"))
+
     LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
     LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "15"))
 

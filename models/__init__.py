@@ -3,8 +3,21 @@
 from models.account import AccessRule, Account, PublicKey, StatusEvent
 from models.audit import AuditEvent
 from models.base import utcnow
-from models.enums import AccountType, LicenceState, Role, RuleKind, Status
+from models.device import Device
+from models.enums import (
+    AccountType,
+    Channel,
+    LicenceState,
+    MessageKind,
+    MessageStatus,
+    Platform,
+    Role,
+    RuleKind,
+    Status,
+)
 from models.group import Group, Profile
+from models.message import Message
+from models.setting import Setting
 from models.staff import StaffSession, StaffUser, staff_groups
 
 __all__ = [
@@ -12,12 +25,19 @@ __all__ = [
     "Account",
     "AccountType",
     "AuditEvent",
+    "Channel",
+    "Device",
     "Group",
     "LicenceState",
+    "Message",
+    "MessageKind",
+    "MessageStatus",
+    "Platform",
     "Profile",
     "PublicKey",
     "Role",
     "RuleKind",
+    "Setting",
     "StaffSession",
     "StaffUser",
     "Status",

@@ -1,5 +1,6 @@
 """SIP accounts, their SNOM access rules, status history and public keys."""
 
+import uuid
 from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text
@@ -21,6 +22,8 @@ class Account(TimestampMixin, db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Stable public id, carried by the activation file so a client replaces, never duplicates.
+    uid: Mapped[str] = mapped_column(String(36), unique=True, default=lambda: str(uuid.uuid4()))
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_encrypted: Mapped[str] = mapped_column(Text)
     callerid: Mapped[str] = mapped_column(String(20), unique=True)
@@ -40,6 +43,8 @@ class Account(TimestampMixin, db.Model):
     )
     wizard: Mapped[bool] = mapped_column(default=False)
     enabled: Mapped[bool] = mapped_column(default=True)
+    # Disabled by a CSR (as opposed to a wizard account waiting for activation): no link works.
+    staff_disabled: Mapped[bool] = mapped_column(default=False)
     status: Mapped[Status] = mapped_column(enum_type(Status), default=Status.CREATED)
     status_channel: Mapped[str | None] = mapped_column(String(8))
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -67,6 +72,10 @@ class Account(TimestampMixin, db.Model):
     public_keys: Mapped[list["PublicKey"]] = relationship(
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True
     )
+    devices: Mapped[list["Device"]] = relationship(  # noqa: F821
+        back_populates="account", cascade="all, delete-orphan", passive_deletes=True
+    )
+    messages: Mapped[list["Message"]] = relationship(back_populates="account", passive_deletes=True)  # noqa: F821
 
     @property
     def is_snom(self) -> bool:
@@ -81,8 +90,9 @@ class Account(TimestampMixin, db.Model):
     def status_label(self) -> str:
         return self.status.label(self.status_channel)
 
-    def rules_of(self, kind: RuleKind) -> list[str]:
-        return [rule.network for rule in self.rules if rule.kind is kind]
+    def rules_of(self, kind: RuleKind | str) -> list[str]:
+        # `==`, not `is`: templates and views pass the plain strings "deny" and "permit".
+        return [rule.network for rule in self.rules if rule.kind == kind]
 
     def __repr__(self) -> str:
         return f"<Account {self.username}>"

@@ -58,3 +58,53 @@ class RuleKind(enum.StrEnum):
 
     DENY = "deny"
     PERMIT = "permit"
+
+
+class Platform(enum.StrEnum):
+    """Where the end user opened the link; chooses the app build to offer."""
+
+    IOS = "ios"
+    ANDROID = "android"
+    IPADOS = "ipados"
+    WINDOWS = "windows"
+    MACOS = "macos"
+    LINUX = "linux"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return {"ios": "iPhone", "android": "Android", "ipados": "iPad", "windows": "Windows",
+                "macos": "Mac", "linux": "Linux", "other": "another device"}[self.value]
+
+    @property
+    def is_desktop(self) -> bool:
+        return self in (Platform.WINDOWS, Platform.MACOS, Platform.LINUX, Platform.OTHER)
+
+
+class Channel(enum.StrEnum):
+    """How a message travels."""
+
+    SMS = "sms"
+    EMAIL = "email"
+
+
+class MessageKind(enum.StrEnum):
+    """What a message offers: the install link, the activation link, or the single secure link."""
+
+    INSTALL = "install"
+    ACTIVATION = "activation"
+    LINK = "link"
+    PROVISIONING = "provisioning"  # the secure link by e-mail, for devices without a phone
+
+    @property
+    def sent_status(self) -> "Status":
+        return Status.ACTIVATION_SENT if self is MessageKind.ACTIVATION else Status.INSTALLATION_SENT
+
+
+class MessageStatus(enum.StrEnum):
+    """Where a message stands in the outbox."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"

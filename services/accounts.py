@@ -153,6 +153,7 @@ def delete(account: Account, *, actor: StaffUser) -> None:
 def set_enabled(account: Account, enabled: bool, *, actor: StaffUser) -> None:
     """Enable or disable an account; disabling also kills every link sent so far."""
     account.enabled = enabled
+    account.staff_disabled = not enabled
     if not enabled:
         account.link_version += 1
     audit.record(actor, "account.enable" if enabled else "account.disable", account)
@@ -219,7 +220,10 @@ def _set_rules(account: Account, data: dict[str, Any]) -> None:
         for kind in RuleKind:
             rules += [AccessRule(kind=kind, network=network, position=position)
                       for position, network in enumerate(data.get(kind.value) or [])]
-    account.rules = rules
+    # Loading the old rules must not flush the edit: a unique index firing here would
+    # escape _commit and answer 500 instead of a field error.
+    with db.session.no_autoflush:
+        account.rules = rules
 
 
 def _check_unique(account: Account) -> None:

@@ -1,7 +1,12 @@
 """Sign-in, the failure throttle, sign-out, password change and server-side sessions."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-from conftest import PASSWORD, Client, make_config
+from conftest import KEY, PASSWORD, Client, make_config
 from sqlalchemy import func, select
 from webtools import flashes, is_sign_in_redirect, primed, sign_in
 
@@ -84,6 +89,44 @@ def test_throttle_is_kept_in_the_database_across_app_instances(app, second_app, 
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "auth.login_failed")
         )
     assert failures == app.config["LOGIN_MAX_FAILURES"]
+
+
+# A separate interpreter: nothing held in this process's memory can carry the count over.
+SIGN_IN_ELSEWHERE = """
+import sys
+from app import create_app
+from services import staff
+from services.errors import ServiceError
+url, key, password = sys.argv[1:]
+app = create_app({"PROVISIO_ENV": "testing", "SECRET_KEY": "x", "ENCRYPTION_KEYS": [key],
+                  "SQLALCHEMY_DATABASE_URI": url, "LOGIN_MAX_FAILURES": 5})
+with app.app_context():
+    try:
+        staff.authenticate("alice", password, ip=None, user_agent=None)
+    except ServiceError as exc:
+        print(exc.message)
+    else:
+        print("signed in")
+"""
+
+
+def sign_in_in_another_process(database_url: str) -> str:
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", SIGN_IN_ELSEWHERE, database_url, KEY, PASSWORD],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True,
+        timeout=60, check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_throttle_holds_in_a_new_process_over_the_same_database(app, database_url, admin_id):
+    assert app.config["LOGIN_MAX_FAILURES"] == 5
+    assert sign_in_in_another_process(database_url) == "signed in"
+
+    fail_sign_ins(app, "alice", 5)
+
+    assert sign_in_in_another_process(database_url).startswith("Too many failed sign-ins")
 
 
 def test_staff_passwords_are_stored_as_argon2id_hashes(app, admin_id):
@@ -177,3 +220,11 @@ def test_deactivated_staff_user_loses_an_open_session(app, csr, csr_id, admin_id
 
     assert is_sign_in_redirect(csr.get("/"))
     assert Client(app).login("carl").status_code == 200  # and cannot sign in again
+
+
+def test_inactive_staff_user_is_refused_even_if_a_session_row_survives(app, csr, csr_id):
+    with app.app_context():
+        db.session.get(StaffUser, csr_id).active = False  # as if set outside the service
+        db.session.commit()
+
+    assert is_sign_in_redirect(csr.get("/"))

@@ -12,7 +12,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from blueprints.fields import MacField, PhoneField, RuleListField
 from models import AccountType, Status
@@ -58,7 +58,7 @@ class AccountForm(FlaskForm):
 
     def validate_obfuscation_key(self, field) -> None:
         if self.obfuscation.data and not field.data:
-            raise ValueError("Obfuscation needs a key (the default is 9).")
+            raise ValidationError("Obfuscation needs a key (the default is 9).")
 
     def service_data(self) -> dict[str, Any]:
         """Return the cleaned values for the accounts service."""

@@ -1,0 +1,30 @@
+"""The client installation bound to an account when it activates."""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from extensions import db
+from models.base import UTCDateTime, enum_type, utcnow
+from models.enums import Platform
+
+
+class Device(db.Model):
+    """A phone, tablet or desktop that received an account's activation file."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # SHA-256 of the bearer credential in the activation file; the credential itself is never stored.
+    credential_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    platform: Mapped[Platform] = mapped_column(enum_type(Platform))
+    app_version: Mapped[str | None] = mapped_column(String(32))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped["Account"] = relationship(back_populates="devices")  # noqa: F821

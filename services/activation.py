@@ -1,0 +1,129 @@
+"""The end user's side: install clicks and the one-time delivery of the activation file."""
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from xml.etree import ElementTree
+
+from sqlalchemy import update
+
+from extensions import db
+from models import Account, Device, Platform, Status, utcnow
+from services import accounts, audit, links
+
+SCHEMA = "provisio.activation/1"
+END_USER = "end user"
+
+
+@dataclass(frozen=True)
+class ActivationFile:
+    """The body and type of a delivered activation file."""
+
+    body: bytes
+    mimetype: str
+    filename: str
+
+
+def download_url(settings: dict, platform: Platform, security_model: str | None) -> str | None:
+    """Return where the Install button sends this platform for this security model."""
+    urls = settings["download_urls"]
+    return urls.get(f"{platform.value}/{security_model}") or urls.get(f"{platform.value}/*")
+
+
+def record_install(link: links.Link, platform: Platform) -> None:
+    """Note that the end user tapped Install (if the account is not already past it)."""
+    account = link.account
+    if accounts.set_status(account, Status.INSTALLED, actor=END_USER):
+        audit.record(END_USER, "account.install_clicked", account, platform=platform.value)
+    db.session.commit()
+
+
+def activate(link: links.Link, *, settings: dict, platform: Platform, ip: str | None,
+             user_agent: str, app_version: str | None) -> ActivationFile:
+    """Consume the link exactly once, activate the account and return its activation file."""
+    account = link.account
+    # The version moves only if it is still the one in the link: of concurrent taps, one wins.
+    won = db.session.execute(
+        update(Account)
+        .where(Account.id == account.id, Account.link_version == link.version)
+        .values(link_version=Account.link_version + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not won:
+        db.session.rollback()
+        refuse(account, "used", ip=ip)
+        raise links.LinkGone("used")
+    db.session.refresh(account)
+    credential = secrets.token_urlsafe(32)
+    account.devices.append(Device(
+        credential_hash=hashlib.sha256(credential.encode()).hexdigest(), platform=platform,
+        app_version=(app_version or None) and app_version[:32], ip=ip, user_agent=user_agent[:512],
+    ))
+    if account.wizard:
+        account.enabled = True
+    account.keys_locked = False  # provisioned again: the client may upload a new key pair
+    accounts.set_status(account, Status.ACTIVATED, actor=END_USER)
+    audit.record(END_USER, "account.activate", account, ip=ip, platform=platform.value)
+    result = _snom_file(account) if account.is_snom else _json_file(account, settings, credential)
+    db.session.commit()
+    return result
+
+
+def refuse(account: Account | None, reason: str, *, ip: str | None) -> None:
+    """Audit a refused use of a link (used, superseded, expired …) without its token."""
+    audit.record(END_USER, "link.refused", account, ip=ip, reason=reason)
+    db.session.commit()
+
+
+def document(account: Account, settings: dict, credential: str) -> dict:
+    """Build the activation document (schema provisio.activation/1, see docs/activation-file.md)."""
+    profile = account.effective_profile
+    base = settings["public_base_url"].rstrip("/")
+    return {
+        "schema": SCHEMA,
+        "issued_at": utcnow().isoformat(timespec="seconds"),
+        "account": {
+            "id": account.uid,
+            "username": account.username,
+            "password": accounts.sip_password(account),
+            "display_name": account.owner,
+            "virtual_number": account.callerid,
+            "secondary_virtual_number": account.secondary_callerid,
+            "security_model": account.security_model,
+            "obfuscation": {"enabled": account.obfuscation, "key": account.obfuscation_key},
+            "keepalive": {"enabled": account.keepalive,
+                          "interval_seconds": settings["keepalive_interval"]},
+        },
+        "servers": {
+            "sip": {"host": profile.sip_host if profile else None,
+                    "transport": profile.transport if profile else "tls"},
+            "provisioning": {"host": profile.provisioning_host if profile else None},
+            "applications": settings["applications"],
+        },
+        "client_api": {"base_url": f"{base}/api/client/v1", "credential": credential},
+        "licence": {"state": account.licence_state.value,
+                    "expires_on": account.licence_expires_on.isoformat() if account.licence_expires_on else None},
+        "profile": {"name": profile.name if profile else None, "options": profile.options if profile else {}},
+        "refetch": {"interval_hours": profile.refetch_hours if profile else 24,
+                    "url": f"{base}/api/client/v1/config"},
+    }
+
+
+def _json_file(account: Account, settings: dict, credential: str) -> ActivationFile:
+    body = json.dumps(document(account, settings, credential), indent=2).encode()
+    return ActivationFile(body, settings["activation_mime_type"], f"{account.username}.provisio")
+
+
+def _snom_file(account: Account) -> ActivationFile:
+    """Snom's <settings><phone-settings> format for desk phones."""
+    root = ElementTree.Element("settings")
+    phone = ElementTree.SubElement(root, "phone-settings")
+    profile = account.effective_profile
+    for name, value in (("user_name", account.username), ("user_pass", accounts.sip_password(account)),
+                        ("user_host", profile.sip_host if profile else ""),
+                        ("user_realname", account.owner or account.username)):
+        element = ElementTree.SubElement(phone, name, idx="1", perm="")
+        element.text = value
+    return ActivationFile(ElementTree.tostring(root, encoding="utf-8", xml_declaration=True),
+                          "application/xml", f"{account.username}.xml")

@@ -1,0 +1,192 @@
+"""The outbox: queue a message with the change that causes it; the worker delivers it."""
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+import gateways
+from extensions import db, vault
+from gateways.base import Outcome, Outgoing, Result
+from models import Account, Channel, Message, MessageKind, MessageStatus, StaffUser, utcnow
+from services import accounts, audit, links, settings
+from services.errors import Invalid, Throttled
+
+log = logging.getLogger(__name__)
+_sandbox = SandboxedEnvironment(autoescape=False)
+
+# (subject, body) per kind; {{ link }}, {{ owner }}, {{ username }}, {{ group }} are available.
+TEMPLATES: dict[MessageKind, tuple[str, str]] = {
+    MessageKind.LINK: ("Your secure phone service",
+                       "Hello {{ owner or 'there' }}, install and activate your secure phone app: {{ link }}"),
+    MessageKind.INSTALL: ("Install your secure phone app",
+                          "Hello {{ owner or 'there' }}, install your secure phone app here: {{ link }}"),
+    MessageKind.ACTIVATION: ("Activate your secure phone app",
+                             "Hello {{ owner or 'there' }}, the app is installed? Tap to activate it: {{ link }}"),
+    MessageKind.PROVISIONING: ("Set up your secure phone app",
+                               "Hello {{ owner or 'there' }},\n\nopen this link on the device you want to "
+                               "use (iPad, tablet or computer) to install and activate the secure phone "
+                               "app:\n\n{{ link }}\n\nThe link works once and expires; ask your operator "
+                               "for a new one if needed."),
+}
+
+
+def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: StaffUser,
+          idempotency_key: str | None = None) -> Message:
+    """Queue a message with a new link (older links die) in the same transaction."""
+    if idempotency_key and (existing := _by_key(idempotency_key)) is not None:
+        return existing
+    if account.staff_disabled:
+        raise Invalid(f"{account.username} is disabled: enable it before sending a link.")
+    recipient = _recipient(account, channel)
+    _check_rate(account)
+    gateway = _gateway_name(channel)
+    account.link_version += 1  # every older link of this account now answers 410
+    message = Message(account=account, kind=kind, channel=channel, recipient=recipient, gateway=gateway,
+                      link_version=account.link_version, idempotency_key=idempotency_key,
+                      requested_by=actor.username)
+    db.session.add(message)
+    audit.record(actor, "message.queue", account, kind=str(kind), channel=str(channel))
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same key won a race: the first request's message stands
+        db.session.rollback()
+        if idempotency_key and (existing := _by_key(idempotency_key)) is not None:
+            return existing
+        raise
+    return message
+
+
+def for_account(account: Account, limit: int = 50) -> list[Message]:
+    """Return an account's newest messages."""
+    return list(db.session.scalars(
+        select(Message).where(Message.account_id == account.id).order_by(Message.id.desc()).limit(limit)
+    ))
+
+
+def claim(*, now=None) -> Message | None:
+    """Take the oldest due message under a lease, atomically, so no two workers send it."""
+    now = now or utcnow()
+    lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
+    free = or_(Message.lease_until.is_(None), Message.lease_until < now)
+    due = (select(Message.id)
+           .where(Message.status == MessageStatus.QUEUED, Message.next_attempt_at <= now, free)
+           .order_by(Message.next_attempt_at, Message.id).limit(1)
+           .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers instead
+           .scalar_subquery())
+    message_id = db.session.scalar(
+        update(Message)
+        .where(Message.id == due, Message.status == MessageStatus.QUEUED, free)
+        .values(lease_until=now + lease, attempts=Message.attempts + 1)
+        .returning(Message.id)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return db.session.get(Message, message_id) if message_id else None
+
+
+def deliver(message: Message) -> Result:
+    """Render and send one claimed message, then record what the gateway said."""
+    account = message.account
+    if account is None or account.link_version != message.link_version:
+        reason = "account deleted" if account is None else "superseded by a newer link before sending"
+        return _record(message, Result(Outcome.PERMANENT, detail=reason))
+    config = _gateway_settings()
+    outgoing = render(message, account, config)
+    db.session.commit()  # no transaction stays open during the network call
+    try:
+        result = gateways.for_settings(message.channel.value, config).send(outgoing)
+    except LookupError as exc:
+        result = Result(Outcome.PERMANENT, detail=str(exc))
+    return _record(message, result)
+
+
+def run_once() -> bool:
+    """Deliver one due message; return False when there was none."""
+    message = claim()
+    if message is None:
+        return False
+    result = deliver(message)
+    log.info("message %s to account %s: %s", message.id, message.account_id, result.outcome)
+    return True
+
+
+def render(message: Message, account: Account, config: dict) -> Outgoing:
+    """Fill the kind's template; the SIP password is never among the placeholders."""
+    token = links.make_token(account.id, message.link_version, message.kind.value)
+    context = {"link": links.url_for_token(config["public_base_url"], token), "owner": account.owner,
+               "username": account.username, "group": account.group.name}
+    subject, body = TEMPLATES[message.kind]
+    return Outgoing(message.recipient, _sandbox.from_string(subject).render(context),
+                    _sandbox.from_string(body).render(context))
+
+
+def send_test_email(recipient: str, *, actor: StaffUser) -> Result:
+    """Send a test e-mail now through the configured gateway and report the server's answer."""
+    outgoing = Outgoing(recipient, "Provisio test e-mail", "The e-mail gateway of Provisio works.")
+    result = gateways.for_settings("email", _gateway_settings()).send(outgoing)
+    audit.record(actor, "settings.test_email", outcome=str(result.outcome))
+    db.session.commit()
+    return result
+
+
+def _record(message: Message, result: Result) -> Result:
+    config = current_app.config
+    message.lease_until = None
+    message.last_error = result.detail or None
+    if result.outcome is Outcome.SENT:
+        message.status, message.sent_at, message.provider_id = MessageStatus.SENT, utcnow(), result.provider_id
+        account = message.account
+        if account is not None and account.link_version == message.link_version:
+            accounts.set_status(account, message.kind.sent_status, actor=f"gateway {message.gateway}",
+                                channel=message.channel.value, resend=True)
+    elif result.outcome is Outcome.TRANSIENT and message.attempts < config["OUTBOX_MAX_ATTEMPTS"]:
+        backoff = config["OUTBOX_BACKOFF_SECONDS"] * 2 ** (message.attempts - 1)
+        message.next_attempt_at = utcnow() + timedelta(seconds=min(backoff, 3600))
+    else:
+        message.status = MessageStatus.FAILED
+    db.session.commit()
+    return result
+
+
+def _recipient(account: Account, channel: Channel) -> str:
+    if channel is Channel.EMAIL:
+        if not account.email:
+            raise Invalid(f"{account.username} has no e-mail address: add one, or send an SMS.")
+        return account.email
+    if not account.callerid.startswith("+"):
+        raise Invalid(f"{account.callerid} is not an international mobile number: SMS needs +<country><number>.")
+    return account.callerid
+
+
+def _check_rate(account: Account) -> None:
+    config = current_app.config
+    since = utcnow() - timedelta(minutes=config["SEND_RATE_MINUTES"])
+    recent = db.session.scalar(
+        select(func.count(Message.id)).where(Message.account_id == account.id, Message.created_at >= since)
+    )
+    if recent >= config["SEND_RATE_LIMIT"]:
+        raise Throttled(f"{account.username} already got {recent} messages in the last "
+                        f"{config['SEND_RATE_MINUTES']} minutes; wait before sending again.")
+
+
+def _gateway_name(channel: Channel) -> str:
+    if channel is Channel.EMAIL:
+        return settings.get("mail").get("mode", "smtp")
+    raise Invalid("No SMS gateway is configured yet: send by e-mail, or ask an administrator.")
+
+
+def _gateway_settings() -> dict:
+    values = settings.get_all()
+    mail = dict(values["mail"])
+    if mail.get("password_encrypted"):
+        mail["password"] = vault.decrypt(mail.pop("password_encrypted"))
+    values["mail"] = mail
+    return values
+
+
+def _by_key(key: str) -> Message | None:
+    return db.session.scalar(select(Message).where(Message.idempotency_key == key))
