@@ -1,18 +1,21 @@
 """Thin command-line commands; the work happens in services."""
 
+import time
+
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
+from extensions import db
 from models import Role
-from services import demo, staff
+from services import demo, messaging, staff
 from services.errors import ServiceError
 
 
 def init_app(app: Flask) -> None:
     """Register the commands on `flask`."""
-    for command in (setup, create_admin, seed_demo):
+    for command in (setup, create_admin, seed_demo, worker):
         app.cli.add_command(command)
 
 
@@ -50,3 +53,19 @@ def seed_demo(accounts: int) -> None:
     """Fill the database with demo groups, profiles, staff and accounts in every status."""
     summary = demo.seed(accounts)
     click.echo(summary)
+
+
+@click.command("worker")
+@with_appcontext
+@click.option("--once", is_flag=True, help="Deliver every message that is due, then exit.")
+@click.option("--idle", default=1.0, show_default=True, help="Seconds to wait when nothing is due.")
+def worker(once: bool, idle: float) -> None:
+    """Deliver queued messages (the outbox); run it beside the web server."""
+    click.echo("Outbox worker started." if not once else "Delivering due messages.")
+    while True:
+        delivered = messaging.run_once()
+        db.session.remove()  # a fresh session per message: nothing stale between deliveries
+        if not delivered:
+            if once:
+                return
+            time.sleep(idle)

@@ -13,7 +13,7 @@ from extensions import db, vault
 from gateways.base import Outcome, Outgoing, Result
 from models import Account, Channel, Message, MessageKind, MessageStatus, StaffUser, utcnow
 from services import accounts, audit, links, settings
-from services.errors import Invalid, Throttled
+from services.errors import Invalid, NotFound, Throttled
 
 log = logging.getLogger(__name__)
 _sandbox = SandboxedEnvironment(autoescape=False)
@@ -65,6 +65,14 @@ def for_account(account: Account, limit: int = 50) -> list[Message]:
     return list(db.session.scalars(
         select(Message).where(Message.account_id == account.id).order_by(Message.id.desc()).limit(limit)
     ))
+
+
+def get_for_account(account: Account, message_id: int) -> Message:
+    """Return one message of an account, or raise NotFound."""
+    message = db.session.get(Message, message_id)
+    if message is None or message.account_id != account.id:
+        raise NotFound("No such message.")
+    return message
 
 
 def claim(*, now=None) -> Message | None:

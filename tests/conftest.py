@@ -13,7 +13,7 @@ from app import create_app
 from config import database_url as normalise_url
 from extensions import db
 from models import Group, Profile, Role
-from services import accounts, groups, staff
+from services import accounts, staff
 
 PASSWORD = "correct horse battery staple"
 KEY = Fernet.generate_key().decode()
@@ -82,7 +82,7 @@ class Client:
 
     def token(self) -> str:
         if not self.csrf:
-            page = self.http.get("/auth/login").get_data(as_text=True)
+            page = self.http.get("/auth/login", follow_redirects=True).get_data(as_text=True)
             self.csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
         return self.csrf
 
@@ -201,4 +201,31 @@ def ctx(app):
     return app.app_context
 
 
-__all__ = ["groups"]
+
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on a free loopback port, stopped after the test."""
+    from tests.mail import SmtpServer
+
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mail_settings(app, smtp_server, admin_id):
+    """Point the e-mail gateway and the public base URL at the test's SMTP server and a public host."""
+    from services import settings
+
+    with app.app_context():
+        settings.save({
+            "public_base_url": "https://activate.example.test",
+            "mail": {"mode": "smtp", "host": "127.0.0.1", "port": smtp_server.port, "starttls": False,
+                     "username": "", "sender": "provisio@example.test"},
+            "download_urls": {"ios/end-to-end": "https://apps.example.test/ios-e2e",
+                              "android/end-to-end": "https://apps.example.test/android-e2e",
+                              "ipados/end-to-end": "https://apps.example.test/ipad-e2e",
+                              "ios/end-to-site": "https://apps.example.test/ios-e2s"},
+        }, actor="test")
+    return smtp_server

@@ -1,4 +1,4 @@
-"""Forms for groups, profiles and staff users."""
+"""Forms for groups, profiles, staff users and settings."""
 
 import json
 
@@ -11,8 +11,9 @@ from wtforms import (
     SelectMultipleField,
     StringField,
     TextAreaField,
+    URLField,
 )
-from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
+from wtforms.validators import URL, DataRequired, Email, EqualTo, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from models import Role
@@ -82,3 +83,52 @@ class StaffForm(FlaskForm):
     password = PasswordField("Password", validators=[Optional(), Length(max=256)],
                              description="At least 12 characters. Leave empty to keep the current one.")
     repeat = PasswordField("Repeat password", validators=[EqualTo("password", "The passwords differ.")])
+
+
+class SettingsForm(FlaskForm):
+    """Links, activation and e-mail settings; download URL fields are added per platform and model."""
+
+    public_base_url = URLField("Public base URL", validators=[DataRequired(), URL(require_tld=False)],
+                               description="Links in messages start with this, e.g. https://activate.example.com.")
+    link_max_age_hours = IntegerField("Link lifetime (hours)", validators=[NumberRange(1, 24 * 30)])
+    activation_mime_type = StringField("Activation MIME type", validators=[
+        DataRequired(),
+        Regexp(r"^[a-z]+/[a-z0-9.+-]+$", message="A MIME type such as application/x-provisio-activation."),
+    ])
+    app_uri_scheme = StringField("App URI scheme", validators=[
+        DataRequired(), Regexp(r"^[a-z][a-z0-9+.-]*$", message="Lower-case letters, digits, + . - (e.g. provisio).")])
+    applications = JSONField("Applications (host names)",
+                             description='Host names the client uses, e.g. {"sip": "sip.example.com"}.')
+    mail_mode = SelectField("E-mail gateway", choices=[("smtp", "SMTP relay (no authentication)"),
+                                                       ("gmail", "Gmail (STARTTLS, app password)")])
+    mail_host = StringField("SMTP host", validators=[Optional(), HOSTNAME])
+    mail_port = IntegerField("SMTP port", validators=[Optional(), NumberRange(1, 65535)])
+    mail_starttls = BooleanField("Use STARTTLS")
+    mail_username = StringField("Username (Gmail address)", validators=[Optional(), Length(max=254)])
+    mail_password = PasswordField("Password (Gmail app password)", validators=[Optional(), Length(max=256)],
+                                  description="Stored encrypted. Leave empty to keep the current one.")
+    mail_sender = StringField("Sender address", validators=[DataRequired(), Email()])
+
+
+class TestEmailForm(FlaskForm):
+    """Where to send a test e-mail."""
+
+    recipient = StringField("Send a test e-mail to", validators=[DataRequired(), Email()])
+
+
+def settings_form(platforms: list[str], models: list[str]) -> type[SettingsForm]:
+    """Return a SettingsForm class with one download URL field per (platform, security model)."""
+
+    class Form(SettingsForm):
+        pass
+
+    for platform in platforms:
+        for model in models:
+            setattr(Form, download_field(platform, model),
+                    URLField(f"{platform} / {model}", validators=[Optional(), URL(require_tld=False)]))
+    return Form
+
+
+def download_field(platform: str, model: str) -> str:
+    """The form field name of one download URL."""
+    return f"download_{platform}_{model}".replace("-", "_")

@@ -1,13 +1,14 @@
 """Administrator pages: groups, provisioning profiles, staff users and the audit log."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from blueprints.admin.forms import GroupForm, ProfileForm, StaffForm
+from blueprints.admin.forms import GroupForm, ProfileForm, StaffForm, TestEmailForm, download_field, settings_form
 from blueprints.forms_util import show_error
-from extensions import login_manager
-from models import Role
-from services import audit, groups, staff
+from extensions import login_manager, vault
+from gateways.base import Outcome
+from models import Platform, Role
+from services import audit, groups, messaging, settings, staff
 from services.errors import ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -139,6 +140,68 @@ def audit_log():
                                        before=request.args.get("before", type=int))
     return render_template("admin/audit/list.html", events=events, next_before=next_before,
                            action=action, actor=actor, actions=audit.actions())
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings_edit():
+    """Edit the public URL, link lifetime, activation type, download URLs, hostnames and e-mail gateway."""
+    values = settings.get_all()
+    platforms = [p.value for p in Platform if p is not Platform.OTHER]
+    models = current_app.config["SECURITY_MODELS"]
+    form = settings_form(platforms, models)(data=_settings_data(values, platforms, models))
+    if form.validate_on_submit():
+        settings.save(_settings_changes(form, values, platforms, models), actor=current_user)
+        flash("Settings saved.", "success")
+        return redirect(url_for(".settings_edit"))
+    downloads = [(p, [(m, form[download_field(p, m)]) for m in models]) for p in platforms]
+    return render_template("admin/settings/edit.html", form=form, downloads=downloads,
+                           test_form=TestEmailForm(), has_password=bool(values["mail"].get("password_encrypted")))
+
+
+@bp.route("/settings/test-email", methods=["POST"])
+def settings_test_email():
+    """Send a test e-mail now and report the SMTP server's answer."""
+    form = TestEmailForm()
+    if not form.validate_on_submit():
+        flash("Enter a valid e-mail address for the test.", "error")
+    else:
+        result = messaging.send_test_email(form.recipient.data, actor=current_user)
+        if result.outcome is Outcome.SENT:
+            flash(f"Test e-mail accepted by the server for {form.recipient.data}.", "success")
+        else:
+            flash(f"Test e-mail not sent ({result.outcome}): {result.detail}", "error")
+    return redirect(url_for(".settings_edit"))
+
+
+def _settings_data(values: dict, platforms: list[str], models: list[str]) -> dict:
+    mail = values["mail"]
+    data = {key: values[key] for key in ("public_base_url", "activation_mime_type", "app_uri_scheme",
+                                         "applications")}
+    data["link_max_age_hours"] = int(values["link_max_age_hours"])
+    data.update({f"mail_{key}": mail.get(key) for key in ("mode", "host", "port", "starttls", "username", "sender")})
+    for platform in platforms:
+        for model in models:
+            data[download_field(platform, model)] = values["download_urls"].get(f"{platform}/{model}")
+    return data
+
+
+def _settings_changes(form, values: dict, platforms: list[str], models: list[str]) -> dict:
+    mail = {key: form[f"mail_{key}"].data for key in ("mode", "host", "port", "starttls", "username", "sender")}
+    if form.mail_password.data:
+        mail["password_encrypted"] = vault.encrypt(form.mail_password.data)
+    elif values["mail"].get("password_encrypted"):
+        mail["password_encrypted"] = values["mail"]["password_encrypted"]
+    downloads = {f"{p}/{m}": form[download_field(p, m)].data for p in platforms for m in models
+                 if form[download_field(p, m)].data}
+    return {
+        "public_base_url": form.public_base_url.data.rstrip("/"),
+        "link_max_age_hours": form.link_max_age_hours.data,
+        "activation_mime_type": form.activation_mime_type.data,
+        "app_uri_scheme": form.app_uri_scheme.data,
+        "applications": form.applications.data,
+        "download_urls": downloads,
+        "mail": mail,
+    }
 
 
 def _save_staff(user, form: StaffForm):

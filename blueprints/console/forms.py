@@ -6,6 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    HiddenField,
     PasswordField,
     RadioField,
     SelectField,
@@ -15,7 +16,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from blueprints.fields import MacField, PhoneField, RuleListField
-from models import AccountType, Status
+from models import AccountType, Channel, MessageKind, Status
 
 SERVICE_FIELDS = ("username", "password", "callerid", "secondary_callerid", "owner", "email",
                   "description", "account_type", "security_model", "obfuscation", "obfuscation_key",
@@ -75,6 +76,15 @@ class WizardForm(AccountForm):
 
     password = None
     password_repeat = None
+    send_now = RadioField("Then", default="", choices=[
+        ("", "Only create the account"),
+        ("sms", "Create and send the secure link by SMS"),
+        ("email", "Create and send the secure link by e-mail"),
+    ])
+
+    def validate_send_now(self, field) -> None:
+        if field.data == "email" and not self.email.data:
+            raise ValidationError("Sending by e-mail needs the account's e-mail address.")
 
 
 class EditForm(AccountForm):
@@ -95,3 +105,22 @@ class FilterForm(FlaskForm):
     group = SelectField("Group", coerce=int, default=0)
     status = SelectField("Status", choices=[("", "Any status")] + [(s.value, s.label()) for s in Status],
                          default="")
+
+
+SEND_KINDS = [(MessageKind.LINK.value, "Secure link (install and activate)"),
+              (MessageKind.INSTALL.value, "Installation message"),
+              (MessageKind.ACTIVATION.value, "Activation message"),
+              (MessageKind.PROVISIONING.value, "Provisioning message (e-mail, for iPads and devices without a phone)")]
+CHANNELS = [(Channel.SMS.value, "SMS"), (Channel.EMAIL.value, "E-mail")]
+
+
+class SendForm(FlaskForm):
+    """Queue a message to the account; the key makes a double-click send once."""
+
+    kind = SelectField("Message", choices=SEND_KINDS, default=MessageKind.LINK.value)
+    channel = RadioField("Send by", choices=CHANNELS, default=Channel.SMS.value)
+    idempotency_key = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
+
+    def channel_value(self) -> Channel:
+        """Provisioning messages always travel by e-mail."""
+        return Channel.EMAIL if self.kind.data == MessageKind.PROVISIONING.value else Channel(self.channel.data)

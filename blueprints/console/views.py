@@ -1,16 +1,17 @@
 """CSR pages: the dashboard, the account list, creation, edits and actions on one account."""
 
+import uuid
 from collections.abc import Callable
 from functools import partial
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from blueprints.console.forms import AccountForm, EditForm, FilterForm, WizardForm
+from blueprints.console.forms import AccountForm, EditForm, FilterForm, SendForm, WizardForm
 from blueprints.forms_util import show_error
 from extensions import login_manager
-from models import Status
-from services import accounts, audit, groups
+from models import Channel, MessageKind, Status
+from services import accounts, audit, groups, messaging
 from services.errors import ServiceError
 
 bp = Blueprint("console", __name__)
@@ -26,6 +27,12 @@ ACTIONS: dict[str, tuple[Callable[..., object], str]] = {
     "clear-licence": (accounts.clear_licence, "Licence of {username} cleared; the next device "
                       "to validate binds it."),
 }
+
+
+@bp.app_template_global()
+def new_key() -> str:
+    """A fresh idempotency key for a send button."""
+    return uuid.uuid4().hex
 
 
 @bp.before_request
@@ -79,9 +86,32 @@ def account_wizard():
 def account_detail(account_id: int):
     """Show every field of an account, its status timeline and its audit trail."""
     account = accounts.get_visible(account_id, current_user)
+    send_form = SendForm(idempotency_key=uuid.uuid4().hex,
+                         channel="sms" if account.callerid.startswith("+") else "email")
     return render_template("console/accounts/detail.html", account=account,
-                           events=audit.for_target(account),
-                           keepalive_interval=current_app.config["KEEPALIVE_INTERVAL"])
+                           events=audit.for_target(account), messages=messaging.for_account(account),
+                           send_form=send_form, keepalive_interval=current_app.config["KEEPALIVE_INTERVAL"])
+
+
+@bp.route("/accounts/<int:account_id>/send", methods=["POST"])
+def account_send(account_id: int):
+    """Queue a secure link, installation, activation or provisioning message."""
+    account = accounts.get_visible(account_id, current_user)
+    form = SendForm()
+    if form.validate_on_submit():
+        _queue(account, MessageKind(form.kind.data), form.channel_value(), key=form.idempotency_key.data)
+    else:
+        flash("Choose a message and a channel.", "error")
+    return redirect(url_for(".account_detail", account_id=account.id))
+
+
+@bp.route("/accounts/<int:account_id>/messages/<int:message_id>/resend", methods=["POST"])
+def message_resend(account_id: int, message_id: int):
+    """Send a message again, with a new link (the older one stops working)."""
+    account = accounts.get_visible(account_id, current_user)
+    message = messaging.get_for_account(account, message_id)
+    _queue(account, message.kind, message.channel, key=request.form.get("idempotency_key") or None)
+    return redirect(url_for(".account_detail", account_id=account.id))
 
 
 @bp.route("/accounts/<int:account_id>/status")
@@ -142,8 +172,21 @@ def _create(form: AccountForm, *, wizard: bool):
             show_error(form, exc)
         else:
             flash(f"Account {account.username} created.", "success")
+            if getattr(form, "send_now", None) is not None and form.send_now.data:
+                _queue(account, MessageKind.LINK, Channel(form.send_now.data), key=None)
             return redirect(url_for(".account_detail", account_id=account.id))
     return render_template("console/accounts/new.html", form=form, wizard=wizard)
+
+
+def _queue(account, kind: MessageKind, channel: Channel, *, key: str | None) -> None:
+    """Queue a message and say what happened; the worker delivers it."""
+    try:
+        message = messaging.queue(account, kind, channel, actor=current_user, idempotency_key=key)
+    except ServiceError as exc:
+        flash(f"Not sent: {exc.message}", "error")
+    else:
+        flash(f"{kind.value.capitalize()} message to {message.recipient} queued; the status changes "
+              "when the gateway accepts it.", "success")
 
 
 def _fill_choices(form: AccountForm) -> None:

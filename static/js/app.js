@@ -28,7 +28,11 @@
   document.addEventListener("submit", function (event) {
     var button = event.submitter;
     var question = button && button.getAttribute("data-confirm");
-    if (question && !window.confirm(question)) event.preventDefault();
+    if (question && !window.confirm(question)) { event.preventDefault(); return; }
+    // A second click would send the same idempotency key anyway; this just shows it.
+    if (button && button.hasAttribute("data-once")) {
+      setTimeout(function () { button.disabled = true; }, 0);
+    }
   });
 
   // Refresh the live status block every 10 s without reloading the page.
