@@ -8,7 +8,7 @@ PORT ?= 5000
 # A local run serves plain HTTP on loopback: cookies cannot be Secure there.
 RUN_ENV := PROVISIO_ENV=$${PROVISIO_ENV:-development} SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-0}
 
-.PHONY: run setup test test-sqlite test-postgres lint seed clean
+.PHONY: run setup test bench seed clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,9 @@ setup: $(VENV)/.installed
 	$(RUN_ENV) $(FLASK) setup
 
 run: setup
-	@echo "Provisio console: http://$(HOST):$(PORT)/"
+	@echo "Provisio console: http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the worker)"
+	@$(RUN_ENV) $(FLASK) worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(RUN_ENV) $(FLASK) run --host $(HOST) --port $(PORT)
 
 seed: setup
@@ -30,6 +32,9 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	env -u TEST_DATABASE_URL $(VENV)/bin/pytest
 	@if [ -n "$$TEST_DATABASE_URL" ]; then echo "== again on PostgreSQL"; $(VENV)/bin/pytest -p no:cacheprovider; fi
+
+bench: $(VENV)/.installed
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -38,8 +38,9 @@ class Config:
     ENCRYPTION_KEYS = env_list("PROVISIO_ENCRYPTION_KEYS", "")
 
     SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))  # None: instance/provisio.db
-    # hide_parameters: SQL errors in logs never carry row values.
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True, "hide_parameters": True}
+    # hide_parameters: SQL errors in logs never carry row values. pool_pre_ping is added for
+    # server databases only (extensions.init_app): a SQLite file cannot drop the connection.
+    SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True}
 
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     SESSION_COOKIE_HTTPONLY = True
@@ -70,6 +71,8 @@ class Config:
         "username": os.environ.get("MAIL_USERNAME", ""),
         "sender": os.environ.get("MAIL_SENDER", "provisio@localhost"),
     }
+
+    SETTINGS_CACHE_SECONDS = float(os.environ.get("SETTINGS_CACHE_SECONDS", "5"))
 
     OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "5"))
     OUTBOX_BACKOFF_SECONDS = int(os.environ.get("OUTBOX_BACKOFF_SECONDS", "30"))

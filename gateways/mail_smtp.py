@@ -45,7 +45,8 @@ class SmtpGateway:
         """Hand the e-mail to the SMTP server."""
         message_id = f"<{uuid.uuid4()}@provisio>"
         mail = MailMessage(subject=message.subject, recipients=[message.recipient], body=message.body,
-                           sender=self.state.default_sender, extra_headers={"Message-ID": message_id})
+                           sender=self.state.default_sender)
+        mail.msgId = message_id  # Flask-Mail writes its own Message-ID; an extra header would be a second one
         try:
             with _TimedConnection(self.state) as connection:
                 connection.send(mail)

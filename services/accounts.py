@@ -197,7 +197,8 @@ def set_status(account: Account, status: Status, *, actor: str, channel: str | N
     if status is account.status and channel == account.status_channel:
         return False
     account.status, account.status_channel, account.status_changed_at = status, channel, utcnow()
-    account.status_events.append(StatusEvent(status=status, channel=channel, actor=actor))
+    # Added by its many-to-one side: the account's whole history is not loaded for one row.
+    db.session.add(StatusEvent(account=account, status=status, channel=channel, actor=actor))
     return True
 
 

@@ -56,7 +56,8 @@ def activate(link: links.Link, *, settings: dict, platform: Platform, ip: str | 
         raise links.LinkGone("used")
     db.session.refresh(account)
     credential = secrets.token_urlsafe(32)
-    account.devices.append(Device(
+    db.session.add(Device(
+        account=account,
         credential_hash=hashlib.sha256(credential.encode()).hexdigest(), platform=platform,
         app_version=(app_version or None) and app_version[:32], ip=ip, user_agent=user_agent[:512],
     ))

@@ -188,7 +188,7 @@ def _gateway_name(channel: Channel) -> str:
 
 
 def _gateway_settings() -> dict:
-    values = settings.get_all()
+    values = dict(settings.get_all())  # a copy: the cached settings stay as stored
     mail = dict(values["mail"])
     if mail.get("password_encrypted"):
         mail["password"] = vault.decrypt(mail.pop("password_encrypted"))

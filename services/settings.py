@@ -1,5 +1,6 @@
 """Console-editable settings, falling back to the environment's defaults."""
 
+import time
 from typing import Any
 
 from flask import current_app
@@ -9,6 +10,7 @@ from extensions import db
 from models import Setting, StaffUser
 from services import audit
 
+_CACHE = "provisio.settings"
 # key -> the Config name that supplies its default.
 DEFAULTS = {
     "public_base_url": "PUBLIC_BASE_URL",
@@ -23,16 +25,23 @@ DEFAULTS = {
 
 
 def get_all() -> dict[str, Any]:
-    """Return every setting, stored values over defaults, in one query."""
+    """Return every setting, stored values over defaults.
+
+    The landing page reads them on every request, so each process keeps them for
+    SETTINGS_CACHE_SECONDS; a save clears this process's copy at once, others follow within that time.
+    """
+    cached = current_app.extensions.get(_CACHE)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
     values = {key: current_app.config[name] for key, name in DEFAULTS.items()}
     values.update({row.key: row.value for row in db.session.scalars(select(Setting))})
+    current_app.extensions[_CACHE] = (time.monotonic() + current_app.config["SETTINGS_CACHE_SECONDS"], values)
     return values
 
 
 def get(key: str) -> Any:
     """Return one setting."""
-    row = db.session.get(Setting, key)
-    return row.value if row is not None else current_app.config[DEFAULTS[key]]
+    return get_all()[key]
 
 
 def save(changes: dict[str, Any], *, actor: StaffUser | str) -> None:
@@ -45,3 +54,4 @@ def save(changes: dict[str, Any], *, actor: StaffUser | str) -> None:
         db.session.add(row)
     audit.record(actor, "settings.update", keys=sorted(changes))
     db.session.commit()
+    current_app.extensions.pop(_CACHE, None)

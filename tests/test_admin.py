@@ -5,7 +5,7 @@ import re
 import pytest
 from conftest import PASSWORD, Client
 from sqlalchemy import func, select
-from webtools import field_errors, flashes, is_sign_in_redirect, page_text, primed
+from webtools import field_errors, flashes, is_sign_in_redirect, page_text
 
 from extensions import db
 from models import Account, AuditEvent, Group, Profile, Role, StaffUser
@@ -15,16 +15,6 @@ PROFILE_FORM = {"name": "Edge", "description": "", "sip_host": "sip.edge.example
                 "provisioning_host": "prov.edge.example.net:8443", "transport": "tls",
                 "refetch_hours": "12", "options": '{"codecs": ["opus", "g722"]}'}
 AUDIT_ROW = re.compile(r'<tr>\s*<td>.*?</td>\s*<td>(.*?)</td>\s*<td class="mono">(.*?)</td>', re.S)
-
-
-@pytest.fixture
-def admin(admin):
-    return primed(admin)
-
-
-@pytest.fixture
-def csr(csr):
-    return primed(csr)
 
 
 def count(app, model) -> int:

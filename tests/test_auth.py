@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import KEY, PASSWORD, Client, make_config
 from sqlalchemy import func, select
-from webtools import flashes, is_sign_in_redirect, primed, sign_in
+from webtools import flashes, is_sign_in_redirect, sign_in
 
 from app import create_app
 from extensions import db
@@ -16,11 +16,6 @@ from models import AuditEvent, Role, StaffSession, StaffUser
 from services import staff
 
 NEW_PASSWORD = "a brand new passphrase 42"
-
-
-@pytest.fixture
-def admin(admin):
-    return primed(admin)
 
 
 @pytest.fixture

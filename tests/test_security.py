@@ -10,13 +10,13 @@ import pytest
 from conftest import KEY, PASSWORD, Client, make_config
 from flask import Flask
 from sqlalchemy import event, select
-from webtools import page_text, primed
+from webtools import page_text
 from werkzeug.routing import AnyConverter
 
 from app import create_app
 from extensions import db
-from models import Account, Profile
-from services import groups, links
+from models import Account, Channel, MessageKind, Profile
+from services import groups, links, messaging, staff
 
 NEW_PASSWORD = "a brand new passphrase 42"
 SIP_PASSWORD = "Sip-Secret-Zebra-4711"
@@ -45,23 +45,21 @@ CSP_KEYWORDS = {"'self'", "'none'", "data:"}
 
 
 @pytest.fixture
-def admin(admin):
-    return primed(admin)
-
-
-@pytest.fixture
-def real_ids(app, make_account, group, other_group, csr_id) -> dict[str, int]:
-    """Values of real objects for every URL parameter: an account and a live secure link to it,
-    an empty group and an unused profile (so deletes would succeed), a staff user not the admin."""
+def real_ids(app, make_account, group, other_group, admin_id, csr_id) -> dict[str, int | str]:
+    """Values of real objects for every URL parameter: an account, a message it was sent and a
+    live secure link to it, an empty group and an unused profile (so deletes would succeed),
+    a staff user other than the admin."""
     account_id = make_account()
     with app.app_context():
         spare = Profile(name="Spare", sip_host="sip.example.org", provisioning_host="prov.example.org")
         db.session.add(spare)
         db.session.commit()
-        profile_id = spare.id
-        token = links.make_token(account_id, db.session.get(Account, account_id).link_version)
-    return {"account_id": account_id, "group_id": other_group, "profile_id": profile_id,
-            "staff_id": csr_id, "token": token}
+        account = db.session.get(Account, account_id)
+        message = messaging.queue(account, MessageKind.LINK, Channel.EMAIL, actor=staff.get(admin_id))
+        token = links.make_token(account_id, account.link_version)
+        values = {"account_id": account_id, "message_id": message.id, "group_id": other_group,
+                  "profile_id": spare.id, "staff_id": csr_id, "token": token}
+    return values
 
 
 def rule_urls(rule, ids: dict[str, int]) -> list[str]:
@@ -70,7 +68,11 @@ def rule_urls(rule, ids: dict[str, int]) -> list[str]:
     choices = []
     for name in names:
         converter = rule._converters[name]
-        choices.append(sorted(converter.items) if isinstance(converter, AnyConverter) else [ids[name]])
+        if isinstance(converter, AnyConverter):
+            choices.append(sorted(converter.items))
+        else:
+            assert name in ids, f"{rule.rule}: give real_ids a real value for <{name}>"
+            choices.append([ids[name]])
     return [rule.build(dict(zip(names, combo, strict=True)), append_unknown=False)[1]
             for combo in itertools.product(*choices)]
 

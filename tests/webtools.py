@@ -1,4 +1,4 @@
-"""Helpers for the HTTP tests: signed-in clients that carry a CSRF token, and page readers."""
+"""Helpers for the HTTP tests: signed-in clients and readers of flashes and field errors."""
 
 import html
 import re
@@ -12,10 +12,7 @@ CSRF_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 def primed(browser: Client) -> Client:
-    """Give a signed-in client its CSRF token, read from a page every signed-in user can open.
-
-    Client.token() reads it from the sign-in page, which redirects a signed-in user away.
-    """
+    """Give a signed-in client its CSRF token now, read from a page every signed-in user can open."""
     page = browser.http.get("/auth/password").get_data(as_text=True)
     match = CSRF_TOKEN.search(page)
     if match:
@@ -28,7 +25,7 @@ def sign_in(app, username: str, password: str = PASSWORD) -> Client:
     browser = Client(app)
     response = browser.login(username, password)
     assert response.status_code == 302, f"{username} could not sign in"
-    return primed(browser)
+    return browser
 
 
 def page_text(response) -> str:

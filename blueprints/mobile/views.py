@@ -41,7 +41,8 @@ def landing(token: str):
     app_url = links.url_for_token(config["public_base_url"], token) + "/activation"
     return render_template(
         "mobile/landing.html", token=token, link=link, account=link.account, platform=platform,
-        installs=installs, qr=segno.make(url, error="m").svg_inline(scale=5, dark="#1c2430"),
+        installs=installs,
+        qr=segno.make(url, error="m").svg_inline(scale=5, dark="#1c2430") if platform.is_desktop else None,
         app_link=f"{config['app_uri_scheme']}://activate?u={quote(app_url, safe='')}",
     )
 

@@ -1,0 +1,561 @@
+"""Secure links and activation: dead links answer 410 with no account data, links come from
+the public base URL, the app fetch, concurrent taps, platform detection, the page's origins
+and script, and no secret left anywhere after an activation."""
+
+import logging
+import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, quote, urlsplit
+from xml.etree import ElementTree
+
+import pytest
+import requests
+import segno
+from sqlalchemy import MetaData, Table, func, inspect, select
+from webtools import flashes, page_text
+from werkzeug.serving import make_server
+
+from extensions import db
+from models import Account, AuditEvent, Device, Message, Platform, Status
+from services import accounts, links, settings
+from services.platforms import platform_of
+
+PUBLIC = "https://activate.example.test"
+LINK = re.compile(r"https://activate\.example\.test/m/([A-Za-z0-9_.\-]+)")
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+DETECTED = re.compile(r'name="platform" value="([a-z]+)" data-platform-input')
+APP = {"X-Provisio-Client": "12.3.1"}
+
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
+ANDROID = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/120.0.0.0 Mobile Safari/537.36")
+IPAD = ("Mozilla/5.0 (iPad; CPU OS 12_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+        "Version/12.1 Mobile/15E148 Safari/604.1")
+WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/120.0.0.0 Safari/537.36")
+LINUX = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+         "Chrome/120.0.0.0 Safari/537.36")
+MAC = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+       "Version/17.0 Safari/605.1.15")
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def fresh_token(app, account_id: int, hint: str = "link") -> str:
+    """A valid link for the account's current link version, as the worker would make it."""
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        return links.make_token(account.id, account.link_version, hint)
+
+
+def run_worker(app) -> str:
+    result = app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def send_link(browser, account_id: int, **headers):
+    """The CSR presses Send (secure link, by e-mail) on the account page."""
+    return browser.post(f"/accounts/{account_id}/send",
+                        {"kind": "link", "channel": "email", "idempotency_key": uuid.uuid4().hex},
+                        headers=headers)
+
+
+def open_page(phone, token: str, user_agent: str = IPHONE, **headers) -> str:
+    response = phone.get(f"/m/{token}", headers={"User-Agent": user_agent, **headers})
+    assert response.status_code == 200
+    return page_text(response)
+
+
+def account_row(app, account_id: int) -> Account | None:
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        if account is not None:
+            db.session.expunge(account)
+        return account
+
+
+def device_count(app, account_id: int) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count(Device.id)).where(Device.account_id == account_id))
+
+
+class Attributes(HTMLParser):
+    """Collect every URL-bearing attribute and every <script> of a page."""
+
+    URL_ATTRIBUTES = {"src", "href", "action", "formaction", "xlink:href", "poster", "srcset", "data"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[tuple[str, str, str]] = []
+        self.scripts: list[dict[str, str | None]] = []
+        self.handlers: list[str] = []
+        self._in_script = False
+        self.inline_code = ""
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in self.URL_ATTRIBUTES and value is not None:
+                self.urls.append((tag, name, value))
+            if name.startswith("on"):
+                self.handlers.append(f"{tag} {name}")
+        if tag == "script":
+            self.scripts.append(dict(attrs))
+            self._in_script = True
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.inline_code += data.strip()
+
+
+def parse(html: str) -> Attributes:
+    parser = Attributes()
+    parser.feed(html)
+    return parser
+
+
+def qr_cells(html: str) -> set[tuple[int, int]]:
+    """Read the dark modules back from the page's inline SVG path (segno draws rows of h-runs)."""
+    path = re.search(r'<svg[^>]*>.*?<path[^>]*\sd="([^"]+)"', html, re.S).group(1)
+    cells, x, y = set(), 0.0, 0.0
+    for command, args in re.findall(r"([MmHhVv])([^MmHhVv]*)", path):
+        numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", args)]
+        if command == "M":
+            x, y = numbers
+        elif command == "m":
+            x, y = x + numbers[0], y + numbers[1]
+        elif command == "h":
+            cells.update((int(x) + i, int(y)) for i in range(int(numbers[0])))
+            x += numbers[0]
+        else:
+            raise AssertionError(f"unexpected SVG path command {command}")
+    return _normalised(cells)
+
+
+def qr_matches(html: str, url: str) -> bool:
+    """Whether the page's QR code encodes exactly `url` (at any error-correction level)."""
+    shown = qr_cells(html)
+    for level in "lmqh":
+        code = segno.make(url, error=level, micro=False, boost_error=False)
+        expected = {(x, y) for y, row in enumerate(code.matrix) for x, dark in enumerate(row) if dark}
+        if _normalised(expected) == shown:
+            return True
+    return False
+
+
+def _normalised(cells: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    left, top = min(x for x, _ in cells), min(y for _, y in cells)
+    return {(x - left, y - top) for x, y in cells}
+
+
+def assert_no_account_data(body: str, account: Account) -> None:
+    assert "ask your operator" in body
+    for private in (account.owner, *account.owner.split(), account.username, account.callerid,
+                    account.callerid.lstrip("+"), account.email):
+        assert private not in body, private
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the test app on a free loopback port with a thread per request."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+# -- dead links ------------------------------------------------------------------------------
+
+def _tamper(app, csr, account_id, token):
+    payload, signature = token.rsplit(".", 1)
+    return f"{payload}.{('A' if signature[0] != 'A' else 'B') + signature[1:]}"
+
+
+def _expire(app, csr, account_id, token):
+    with app.app_context():
+        settings.save({"link_max_age_hours": 1 / 3600}, actor="test")  # one second
+    time.sleep(2.1)
+    return token
+
+
+def _resend(app, csr, account_id, token):
+    assert send_link(csr, account_id).status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Message.id))) == 1  # the resend was queued
+    return token
+
+
+def _rotate(app, csr, account_id, token):
+    assert csr.post(f"/accounts/{account_id}/rotate-password").status_code == 302
+    return token
+
+
+def _disable(app, csr, account_id, token):
+    assert csr.post(f"/accounts/{account_id}/disable").status_code == 302
+    return token
+
+
+def _delete(app, csr, account_id, token):
+    assert csr.post(f"/accounts/{account_id}/delete").status_code == 302
+    assert account_row(app, account_id) is None
+    return token
+
+
+def _use(app, csr, account_id, token):
+    used = app.test_client().get(f"/m/{token}/activation", headers=APP)
+    assert used.status_code == 200
+    return token
+
+
+@pytest.mark.parametrize("kill", [_tamper, _expire, _resend, _rotate, _disable, _delete, _use],
+                         ids=["tampered", "expired", "resent", "password-rotated", "disabled",
+                              "deleted", "already-used"])
+def test_dead_link_answers_410_with_ask_your_operator_and_no_account_data(app, csr, mail_settings,
+                                                                          make_account, kill):
+    account_id = make_account(owner="Zebedee Quartermain", email="zebedee@example.com")
+    account = account_row(app, account_id)
+    token = fresh_token(app, account_id)
+    phone = app.test_client()
+    csrf = CSRF.search(open_page(phone, token)).group(1)  # the user opened the page while it worked
+
+    dead = kill(app, csr, account_id, token)
+    devices_before = device_count(app, account_id)
+
+    answers = [
+        phone.get(f"/m/{dead}", headers={"User-Agent": IPHONE}),
+        phone.post(f"/m/{dead}/install", data={"csrf_token": csrf, "platform": "ios"}),
+        phone.post(f"/m/{dead}/activate", data={"csrf_token": csrf, "platform": "ios"}),
+        phone.get(f"/m/{dead}/activation", headers=APP),
+    ]
+    for answer in answers:
+        assert answer.status_code == 410
+        assert_no_account_data(page_text(answer), account)
+        assert answer.mimetype == "text/html"
+    assert device_count(app, account_id) == devices_before  # nothing was delivered
+    after = account_row(app, account_id)
+    assert after is None or after.status is not Status.INSTALLED  # nothing was recorded either
+
+
+def test_refused_activation_is_audited_without_the_token(app, mail_settings, make_account):
+    account_id = make_account()
+    token = fresh_token(app, account_id)
+    phone = app.test_client()
+    assert phone.get(f"/m/{token}/activation", headers=APP).status_code == 200
+    assert phone.get(f"/m/{token}/activation", headers=APP).status_code == 410
+    with app.app_context():
+        refused = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "link.refused")).all()
+        assert [event.detail["reason"] for event in refused] == ["superseded"]
+        assert token not in repr([(e.detail, e.target) for e in refused])
+
+
+def test_links_come_from_the_public_base_url_not_the_request_host(app, csr, mail_settings, make_account):
+    account_id = make_account(wizard=True)
+    csr.token()
+    session = csr.http.get_cookie("session")  # the CSR's console, reached under another Host name
+    csr.http.set_cookie(session.key, session.value, domain="evil.example")
+    sent = send_link(csr, account_id, Host="evil.example")
+    assert sent.status_code == 302 and "/auth/login" not in sent.headers["Location"]
+    run_worker(app)
+
+    body = mail_settings.inbox.messages[0].get_content()
+    assert "evil.example" not in body
+    token = LINK.search(body).group(1)
+    link = f"{PUBLIC}/m/{token}"
+
+    html = open_page(app.test_client(), token, WINDOWS, Host="evil.example")
+    assert "evil.example" not in html
+    assert qr_matches(html, link)
+    assert not qr_matches(html, f"http://evil.example/m/{token}")
+    app_links = [value for _tag, name, value in parse(html).urls if value.startswith("provisio:")]
+    assert app_links == [f"provisio://activate?u={quote(link + '/activation', safe='')}"]
+
+
+# -- the app's direct fetch ------------------------------------------------------------------
+
+def test_app_fetch_without_client_header_is_400_and_consumes_nothing(app, mail_settings, make_account):
+    account_id = make_account(wizard=True)
+    token = fresh_token(app, account_id)
+    browser = app.test_client()
+
+    refused = browser.get(f"/m/{token}/activation", headers={"User-Agent": IPHONE})
+    assert refused.status_code == 400
+    assert "Activate" in page_text(refused)
+    account = account_row(app, account_id)
+    assert account.status is Status.CREATED and not account.enabled
+    assert device_count(app, account_id) == 0
+
+    assert browser.get(f"/m/{token}", headers={"User-Agent": IPHONE}).status_code == 200
+    assert browser.get(f"/m/{token}/activation", headers={**APP, "User-Agent": IPHONE}).status_code == 200
+
+
+def test_app_fetch_with_client_header_delivers_file_and_records_app_version(app, mail_settings, make_account):
+    account_id = make_account(wizard=True)
+    token = fresh_token(app, account_id)
+
+    response = app.test_client().get(f"/m/{token}/activation",
+                                     headers={"X-Provisio-Client": "12.3.1", "User-Agent": ANDROID})
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/x-provisio-activation"
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    document = response.get_json(force=True)
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        assert document["account"]["username"] == account.username
+        assert document["account"]["password"] == accounts.sip_password(account)
+        assert account.status is Status.ACTIVATED
+        device = db.session.scalar(select(Device).where(Device.account_id == account_id))
+        assert device.app_version == "12.3.1"
+        assert device.platform is Platform.ANDROID
+
+
+def test_ten_concurrent_activations_of_one_link_deliver_exactly_one_file(app, live_server, mail_settings,
+                                                                         make_account):
+    account_id = make_account(wizard=True)
+    token = fresh_token(app, account_id)
+    start = threading.Barrier(10)
+
+    def fetch(_n):
+        start.wait(timeout=10)  # all ten leave together
+        return requests.get(f"{live_server}/m/{token}/activation", headers=APP, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(fetch, range(10)))
+
+    assert sorted(answer.status_code for answer in answers) == [200] + [410] * 9
+    winner = next(answer for answer in answers if answer.status_code == 200)
+    assert winner.headers["Content-Type"].startswith("application/x-provisio-activation")
+    for loser in (answer for answer in answers if answer.status_code == 410):
+        assert "password" not in loser.text and "ask your operator" in loser.text
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        assert winner.json()["account"]["password"] == accounts.sip_password(account)
+        assert account.status is Status.ACTIVATED
+        assert device_count(app, account_id) == 1
+        assert [e.status for e in account.status_events].count(Status.ACTIVATED) == 1
+
+
+# -- platforms and the page ------------------------------------------------------------------
+
+@pytest.mark.parametrize("user_agent, platform", [
+    (IPHONE, Platform.IOS), (ANDROID, Platform.ANDROID), (IPAD, Platform.IPADOS),
+    (WINDOWS, Platform.WINDOWS), (LINUX, Platform.LINUX), (MAC, Platform.MACOS),
+    ("curl/8.4.0", Platform.OTHER), ("", Platform.OTHER),
+])
+def test_platform_of_maps_user_agents_to_platforms(user_agent, platform):
+    assert platform_of(user_agent) is platform
+
+
+def test_platform_of_is_cached_per_user_agent_string(app, mail_settings, make_account):
+    user_agent = f"{ANDROID} cache-probe/{uuid.uuid4().hex}"
+    platform_of(user_agent)
+    hits = platform_of.cache_info().hits
+    assert platform_of(user_agent) is Platform.ANDROID
+    assert platform_of.cache_info().hits == hits + 1
+
+    token = fresh_token(app, make_account())
+    open_page(app.test_client(), token, user_agent)
+    open_page(app.test_client(), token, user_agent)
+    assert platform_of.cache_info().hits >= hits + 3
+
+
+@pytest.mark.parametrize("user_agent, model, label, download", [
+    (IPHONE, "end-to-end", "iPhone", "https://apps.example.test/ios-e2e"),
+    (IPHONE, "end-to-site", "iPhone", "https://apps.example.test/ios-e2s"),
+    (ANDROID, "end-to-end", "Android", "https://apps.example.test/android-e2e"),
+    (IPAD, "end-to-end", "iPad", "https://apps.example.test/ipad-e2e"),
+], ids=["iphone-e2e", "iphone-e2s", "android", "ipad"])
+def test_install_sends_the_detected_platform_to_its_app_for_the_security_model(
+        app, mail_settings, make_account, user_agent, model, label, download):
+    account_id = make_account(security_model=model)
+    token = fresh_token(app, account_id)
+    phone = app.test_client()
+    html = open_page(phone, token, user_agent)
+    assert f"<strong>{label}</strong>" in html
+    assert "<svg" not in html  # no QR code on a phone or a tablet
+
+    install = phone.post(f"/m/{token}/install", headers={"User-Agent": user_agent}, data={
+        "csrf_token": CSRF.search(html).group(1), "platform": DETECTED.search(html).group(1)})
+
+    assert install.status_code == 303
+    assert install.headers["Location"] == download
+    assert account_row(app, account_id).status is Status.INSTALLED
+
+
+@pytest.mark.parametrize("user_agent, label", [(WINDOWS, "Windows"), (LINUX, "Linux")])
+def test_desktop_page_shows_inline_qr_and_platform_list_and_loads_nothing_from_elsewhere(
+        app, mail_settings, make_account, user_agent, label):
+    token = fresh_token(app, make_account())
+    html = open_page(app.test_client(), token, user_agent)
+
+    assert f"<strong>{label}</strong>" in html
+    assert re.search(r"<svg[^>]*>.*?</svg>", html, re.S)
+    assert qr_matches(html, f"{PUBLIC}/m/{token}")
+    others = html.split("Not your device?", 1)[1]
+    for platform in ("iPhone", "Android", "iPad", "Mac"):
+        assert platform in others
+    for tag, name, value in parse(html).urls:
+        scheme = urlsplit(value).scheme
+        if scheme == "provisio":  # the app's own URI scheme: hands the public link to the app
+            assert parse_qs(urlsplit(value).query)["u"][0].startswith(f"{PUBLIC}/m/")
+        else:
+            assert value.startswith((f"{PUBLIC}/", "#")) or (
+                value.startswith("/") and not value.startswith("//")), f"<{tag} {name}={value}>"
+
+
+def test_ipados_fix_is_an_external_script_under_a_csp_without_unsafe_inline(app, mail_settings, make_account):
+    token = fresh_token(app, make_account())
+    client = app.test_client()
+    response = client.get(f"/m/{token}", headers={"User-Agent": MAC})
+    page = parse(page_text(response))
+
+    assert {"src": "/static/js/mobile.js", "defer": None} in page.scripts
+    assert all(script.get("src") for script in page.scripts)
+    assert page.inline_code == "" and page.handlers == []
+    csp = response.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp
+    assert "script-src 'self'" in csp
+    script = client.get("/static/js/mobile.js")
+    assert script.status_code == 200
+    assert "maxTouchPoints" in script.get_data(as_text=True) and "ipados" in script.get_data(as_text=True)
+
+
+def test_install_without_a_download_url_shows_no_app_page_and_still_records_installed(
+        app, mail_settings, make_account):
+    account_id = make_account(security_model="end-to-site")  # only iOS has an end-to-site build
+    token = fresh_token(app, account_id)
+    phone = app.test_client()
+    html = open_page(phone, token, ANDROID)
+    assert "data-no-download" in html
+
+    response = phone.post(f"/m/{token}/install", headers={"User-Agent": ANDROID}, data={
+        "csrf_token": CSRF.search(html).group(1), "platform": "android"})
+
+    assert response.status_code == 404
+    assert "No app for Android" in page_text(response)
+    assert account_row(app, account_id).status is Status.INSTALLED
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+def database_dump(app) -> str:
+    """Every row of every table in the database, as text."""
+    with app.app_context(), db.engine.connect() as connection:
+        rows = []
+        for name in inspect(connection).get_table_names():
+            table = Table(name, MetaData(), autoload_with=connection)
+            rows += [f"{name}: {tuple(row)!r}" for row in connection.execute(select(table))]
+        return "\n".join(rows)
+
+
+def test_no_raw_token_or_sip_password_is_left_anywhere_after_activation(app, csr, mail_settings,
+                                                                        make_account, caplog):
+    caplog.set_level(logging.DEBUG)
+    account_id = make_account(wizard=True)
+    assert send_link(csr, account_id).status_code == 302
+    worker_output = run_worker(app)
+    mail = mail_settings.inbox.messages[0]
+    token = LINK.search(mail.get_content()).group(1)
+    phone = app.test_client()
+    html = open_page(phone, token)
+    csrf = CSRF.search(html).group(1)
+    phone.post(f"/m/{token}/install", data={"csrf_token": csrf, "platform": "ios"})
+    response = phone.post(f"/m/{token}/activate", data={"csrf_token": csrf, "platform": "ios"},
+                          headers={"User-Agent": IPHONE})
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    document = response.get_json(force=True)
+    password = document["account"]["password"]
+    credential = document["client_api"]["credential"]
+    with app.app_context():
+        assert password == accounts.sip_password(db.session.get(Account, account_id))
+        message = db.session.scalar(select(Message).where(Message.account_id == account_id))
+        outbox_row = repr({column.name: getattr(message, column.name) for column in Message.__table__.columns})
+
+    dump = database_dump(app)
+    assert "accounts:" in dump and "messages:" in dump and "devices:" in dump
+    for secret in (token, password, credential):
+        assert secret not in dump
+    assert token not in outbox_row and password not in outbox_row
+    assert password not in mail.as_string()
+    assert password not in html and password not in worker_output
+    logged = "\n".join(record.getMessage() + (record.exc_text or "") for record in caplog.records)
+    assert caplog.records  # the run did log (SQL, worker): the check below is not vacuous
+    assert password not in logged and credential not in logged
+
+
+# -- enabled / disabled ----------------------------------------------------------------------
+
+def test_wizard_account_becomes_enabled_when_activated(app, mail_settings, make_account):
+    account_id = make_account(wizard=True)
+    assert account_row(app, account_id).enabled is False
+    assert app.test_client().get(f"/m/{fresh_token(app, account_id)}/activation", headers=APP).status_code == 200
+    account = account_row(app, account_id)
+    assert account.enabled is True and account.status is Status.ACTIVATED
+
+
+def test_plain_account_stays_enabled_through_activation(app, mail_settings, make_account):
+    account_id = make_account()
+    assert account_row(app, account_id).enabled is True
+    assert app.test_client().get(f"/m/{fresh_token(app, account_id)}/activation", headers=APP).status_code == 200
+    account = account_row(app, account_id)
+    assert account.enabled is True and account.status is Status.ACTIVATED
+
+
+def test_link_of_a_csr_disabled_account_is_refused_even_when_fresh(app, csr, mail_settings, make_account):
+    account_id = make_account(wizard=True)
+    assert csr.post(f"/accounts/{account_id}/disable").status_code == 302
+    token = fresh_token(app, account_id)  # made for the current, post-disable link version
+
+    phone = app.test_client()
+    assert phone.get(f"/m/{token}", headers={"User-Agent": IPHONE}).status_code == 410
+    assert phone.get(f"/m/{token}/activation", headers=APP).status_code == 410
+    account = account_row(app, account_id)
+    assert account.status is Status.CREATED and account.enabled is False
+    assert device_count(app, account_id) == 0
+
+
+def test_sending_to_a_disabled_account_is_refused_with_a_message(app, csr, mail_settings, make_account):
+    account_id = make_account()
+    assert csr.post(f"/accounts/{account_id}/disable").status_code == 302
+
+    page = csr.get(send_link(csr, account_id).headers["Location"])
+
+    assert ("error", "Not sent: user0001 is disabled: enable it before sending a link.") in flashes(page)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Message.id))) == 0
+
+
+# -- SNOM ------------------------------------------------------------------------------------
+
+def test_snom_account_activation_returns_snom_xml_settings(app, mail_settings, make_account):
+    account_id = make_account(account_type="snom", security_model=None, owner="Front Desk")
+    token = fresh_token(app, account_id)
+    phone = app.test_client()
+    html = open_page(phone, token, "snomD785-SIP 10.1.33.33 000413922D24")
+
+    response = phone.post(f"/m/{token}/activate", data={"csrf_token": CSRF.search(html).group(1)})
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/xml"
+    root = ElementTree.fromstring(response.data)
+    assert root.tag == "settings"
+    phone_settings = root.find("phone-settings")
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        assert phone_settings.findtext("user_name") == account.username
+        assert phone_settings.findtext("user_pass") == accounts.sip_password(account)
+        assert phone_settings.findtext("user_host") == "sip.example.net"
+        assert account.status is Status.ACTIVATED
