@@ -80,6 +80,8 @@ class Config:
     SEND_RATE_LIMIT = int(os.environ.get("SEND_RATE_LIMIT", "5"))
     SEND_RATE_MINUTES = int(os.environ.get("SEND_RATE_MINUTES", "30"))
 
+    # argon2id parameters, by name from argon2.profiles; the tests use CHEAPEST.
+    PASSWORD_HASH_PROFILE = os.environ.get("PASSWORD_HASH_PROFILE", "RFC_9106_LOW_MEMORY")
     LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
     LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "15"))
 

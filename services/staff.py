@@ -1,10 +1,11 @@
 """Staff users: passwords (argon2id), roles, group scope, server-side sessions."""
 
+import functools
 import hashlib
 import secrets
 from datetime import timedelta
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -14,9 +15,6 @@ from models import AuditEvent, Group, Role, StaffSession, StaffUser, utcnow
 from services import audit
 from services.errors import Conflict, Invalid, NotFound, Throttled
 
-hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Verified against when the username is unknown, so both answers take the same time.
-_DUMMY_HASH = hasher.hash("provisio-dummy-password")
 MIN_PASSWORD_LENGTH = 12
 INVALID_LOGIN = "Unknown username or wrong password."
 
@@ -54,7 +52,7 @@ def create(
         raise Conflict(f"The username {username} is already taken.", field="username")
     check_password_strength(password, username)
     user = StaffUser(
-        username=username, full_name=full_name, role=role, password_hash=hasher.hash(password)
+        username=username, full_name=full_name, role=role, password_hash=_hasher().hash(password)
     )
     user.groups = _groups(group_ids or [])
     db.session.add(user)
@@ -85,7 +83,7 @@ def change_password(user: StaffUser, *, current: str, new: str, ip: str | None) 
     if not _verify(user.password_hash, current):
         raise Invalid("The current password is wrong.", field="current")
     check_password_strength(new, user.username)
-    user.password_hash = hasher.hash(new)
+    user.password_hash = _hasher().hash(new)
     _revoke_sessions(user, keep=user.session_id)
     audit.record(user, "staff.password_change", user, ip=ip)
     db.session.commit()
@@ -94,7 +92,7 @@ def change_password(user: StaffUser, *, current: str, new: str, ip: str | None) 
 def reset_password(user: StaffUser, *, new: str, actor: StaffUser) -> None:
     """Set another staff user's password (admin); all their sessions end."""
     check_password_strength(new, user.username)
-    user.password_hash = hasher.hash(new)
+    user.password_hash = _hasher().hash(new)
     _revoke_sessions(user)
     audit.record(actor, "staff.password_reset", user)
     db.session.commit()
@@ -105,13 +103,14 @@ def authenticate(username: str, password: str, *, ip: str | None, user_agent: st
     username = username.strip()
     _check_throttle(username)
     user = db.session.scalar(select(StaffUser).where(func.lower(StaffUser.username) == username.lower()))
-    ok = _verify(user.password_hash if user else _DUMMY_HASH, password)
+    # An unknown username is checked against a dummy hash, so both answers take the same time.
+    ok = _verify(user.password_hash if user else _dummy_hash(), password)
     if not (ok and user is not None and user.active):
         audit.record(username[:64] or "-", "auth.login_failed", ip=ip)
         db.session.commit()
         raise Invalid(INVALID_LOGIN)
-    if hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hasher.hash(password)
+    if _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher().hash(password)
     token = secrets.token_urlsafe(32)
     db.session.add(
         StaffSession(user=user, token_hash=_digest(token), ip=ip, user_agent=(user_agent or "")[:256])
@@ -189,9 +188,28 @@ def _groups(group_ids: list[int]) -> list[Group]:
     return list(db.session.scalars(select(Group).where(Group.id.in_(group_ids)))) if group_ids else []
 
 
+@functools.cache
+def _hasher_for(profile: str) -> PasswordHasher:
+    return PasswordHasher.from_parameters(getattr(profiles, profile))
+
+
+@functools.cache
+def _dummy_hash_for(profile: str) -> str:
+    return _hasher_for(profile).hash("provisio-dummy-password")
+
+
+def _hasher() -> PasswordHasher:
+    """argon2id with the configured parameter profile (RFC 9106 low-memory by default)."""
+    return _hasher_for(current_app.config["PASSWORD_HASH_PROFILE"])
+
+
+def _dummy_hash() -> str:
+    return _dummy_hash_for(current_app.config["PASSWORD_HASH_PROFILE"])
+
+
 def _verify(password_hash: str, password: str) -> bool:
     try:
-        return hasher.verify(password_hash, password)
+        return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

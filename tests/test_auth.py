@@ -1,12 +1,13 @@
 """Sign-in, the failure throttle, sign-out, password change and server-side sessions."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import KEY, PASSWORD, Client, make_config
+from conftest import PASSWORD, Client, make_config
 from sqlalchemy import func, select
 from webtools import flashes, is_sign_in_redirect, sign_in
 
@@ -88,13 +89,12 @@ def test_throttle_is_kept_in_the_database_across_app_instances(app, second_app, 
 
 # A separate interpreter: nothing held in this process's memory can carry the count over.
 SIGN_IN_ELSEWHERE = """
-import sys
+import json, sys
 from app import create_app
 from services import staff
 from services.errors import ServiceError
-url, key, password = sys.argv[1:]
-app = create_app({"PROVISIO_ENV": "testing", "SECRET_KEY": "x", "ENCRYPTION_KEYS": [key],
-                  "SQLALCHEMY_DATABASE_URI": url, "LOGIN_MAX_FAILURES": 5})
+config, password = json.loads(sys.argv[1]), sys.argv[2]
+app = create_app(config)
 with app.app_context():
     try:
         staff.authenticate("alice", password, ip=None, user_agent=None)
@@ -108,7 +108,7 @@ with app.app_context():
 def sign_in_in_another_process(database_url: str) -> str:
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run(
-        [sys.executable, "-c", SIGN_IN_ELSEWHERE, database_url, KEY, PASSWORD],
+        [sys.executable, "-c", SIGN_IN_ELSEWHERE, json.dumps(make_config(database_url)), PASSWORD],
         cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True,
         timeout=60, check=True,
     )
@@ -116,10 +116,9 @@ def sign_in_in_another_process(database_url: str) -> str:
 
 
 def test_throttle_holds_in_a_new_process_over_the_same_database(app, database_url, admin_id):
-    assert app.config["LOGIN_MAX_FAILURES"] == 5
     assert sign_in_in_another_process(database_url) == "signed in"
 
-    fail_sign_ins(app, "alice", 5)
+    fail_sign_ins(app, "alice", app.config["LOGIN_MAX_FAILURES"])
 
     assert sign_in_in_another_process(database_url).startswith("Too many failed sign-ins")
 

@@ -2,6 +2,7 @@
 failures, leases, idempotency, rate limits, atomic claims and the admin's test e-mail."""
 
 import re
+import threading
 import uuid
 from datetime import timedelta
 
@@ -225,6 +226,30 @@ def test_claim_never_hands_the_same_message_to_two_claimers(app, admin_id, make_
         assert {first.id, second.id} == {first_id, second_id}
         assert third is None
         assert db.session.get(Message, first_id).lease_until is not None
+
+
+def test_concurrent_claimers_never_share_a_message(app, admin_id, make_account):
+    queued = {queue(app, make_account(wizard=True), admin_id) for _ in range(6)}
+    claimed: list[int] = []
+    start = threading.Barrier(6)
+
+    def claimer() -> None:
+        with app.app_context():
+            start.wait(timeout=10)
+            while (message := messaging.claim()) is not None:
+                claimed.append(message.id)
+
+    threads = [threading.Thread(target=claimer) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert len(claimed) == len(set(claimed))  # nobody got a message someone else holds
+    with app.app_context():
+        while (message := messaging.claim()) is not None:  # a claimer may give up early, never twice
+            claimed.append(message.id)
+    assert sorted(claimed) == sorted(queued)
 
 
 # -- idempotency and rate limit --------------------------------------------------------------
