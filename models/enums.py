@@ -73,8 +73,8 @@ class Platform(enum.StrEnum):
 
     @property
     def label(self) -> str:
-        return {"ios": "iPhone", "android": "Android", "ipados": "iPad", "windows": "Windows",
-                "macos": "Mac", "linux": "Linux", "other": "another device"}[self.value]
+        return {"ios": "iPhone", "android": "Android", "ipados": "iPad", "windows": "Windows PC",
+                "macos": "Mac", "linux": "Linux computer", "other": "device we do not know"}[self.value]
 
     @property
     def is_desktop(self) -> bool:

@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   var label = document.querySelector("[data-platform-label] strong");
-  if (!label || label.textContent !== "Mac" || navigator.maxTouchPoints < 2) return;
+  if (!label || label.textContent !== "Mac" || !(navigator.maxTouchPoints > 0)) return;  // Macs have no touch screen
   label.textContent = "iPad";
   label.parentNode.firstChild.textContent = "This looks like an ";
   document.querySelectorAll("[data-platform-input]").forEach(function (input) { input.value = "ipados"; });
