@@ -3,6 +3,7 @@
 import secrets
 import string
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
@@ -14,6 +15,7 @@ from models import (
     AccessRule,
     Account,
     AccountType,
+    Device,
     Group,
     LicenceState,
     Profile,
@@ -62,7 +64,7 @@ def get_visible(account_id: int, user: StaffUser) -> Account:
 
 def list_page(
     user: StaffUser, *, group_id: int | None = None, status: Status | None = None,
-    before: int | None = None, page_size: int = 50,
+    before: int | None = None, page_size: int = 50, online_since: datetime | None = None,
 ) -> Page:
     """Return newest-first accounts, one page at a time, without OFFSET."""
     query = scoped(select(Account), user).order_by(Account.id.desc()).limit(page_size + 1)
@@ -72,6 +74,8 @@ def list_page(
         query = query.where(Account.status == status)
     if before:
         query = query.where(Account.id < before)
+    if online_since:
+        query = query.where(Account.devices.any(Device.last_seen >= online_since))
     items = list(db.session.scalars(query))
     more = len(items) > page_size
     items = items[:page_size]

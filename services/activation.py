@@ -55,6 +55,9 @@ def activate(link: links.Link, *, settings: dict, platform: Platform, ip: str | 
         refuse(account, "used", ip=ip)
         raise links.LinkGone("used")
     db.session.refresh(account)
+    # One installation per account: the previous device's credential stops working.
+    db.session.execute(update(Device).where(Device.account_id == account.id, Device.revoked_at.is_(None))
+                       .values(revoked_at=utcnow()).execution_options(synchronize_session=False))
     credential = secrets.token_urlsafe(32)
     db.session.add(Device(
         account=account,
@@ -66,7 +69,7 @@ def activate(link: links.Link, *, settings: dict, platform: Platform, ip: str | 
     account.keys_locked = False  # provisioned again: the client may upload a new key pair
     accounts.set_status(account, Status.ACTIVATED, actor=END_USER)
     audit.record(END_USER, "account.activate", account, ip=ip, platform=platform.value)
-    result = _snom_file(account) if account.is_snom else _json_file(account, settings, credential)
+    result = snom_file(account) if account.is_snom else _json_file(account, settings, credential)
     db.session.commit()
     return result
 
@@ -77,7 +80,7 @@ def refuse(account: Account | None, reason: str, *, ip: str | None) -> None:
     db.session.commit()
 
 
-def document(account: Account, settings: dict, credential: str) -> dict:
+def document(account: Account, settings: dict, credential: str | None) -> dict:
     """Build the activation document (schema provisio.activation/1, see docs/activation-file.md)."""
     profile = account.effective_profile
     base = settings["public_base_url"].rstrip("/")
@@ -116,7 +119,7 @@ def _json_file(account: Account, settings: dict, credential: str) -> ActivationF
     return ActivationFile(body, settings["activation_mime_type"], f"{account.username}.provisio")
 
 
-def _snom_file(account: Account) -> ActivationFile:
+def snom_file(account: Account) -> ActivationFile:
     """Snom's <settings><phone-settings> format for desk phones."""
     root = ElementTree.Element("settings")
     phone = ElementTree.SubElement(root, "phone-settings")

@@ -105,6 +105,7 @@ class FilterForm(FlaskForm):
     group = SelectField("Group", coerce=int, default=0)
     status = SelectField("Status", choices=[("", "Any status")] + [(s.value, s.label()) for s in Status],
                          default="")
+    registered = BooleanField("Registered now")
 
 
 SEND_KINDS = [(MessageKind.LINK.value, "Secure link (install and activate)"),

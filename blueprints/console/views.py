@@ -11,7 +11,7 @@ from blueprints.console.forms import AccountForm, EditForm, FilterForm, SendForm
 from blueprints.forms_util import show_error
 from extensions import login_manager
 from models import Channel, MessageKind, Status
-from services import accounts, audit, groups, messaging
+from services import accounts, audit, devices, groups, messaging, settings
 from services.errors import ServiceError
 
 bp = Blueprint("console", __name__)
@@ -63,8 +63,17 @@ def account_list():
         status=Status(form.status.data) if form.status.data and not form.status.errors else None,
         before=request.args.get("before", type=int),
         page_size=current_app.config["PAGE_SIZE"],
+        online_since=devices.online_since(settings.get("keepalive_interval")) if form.registered.data else None,
     )
     return render_template("console/accounts/list.html", form=form, page=page)
+
+
+@bp.route("/clients")
+def registered_clients():
+    """List the clients registered now: seen within twice the keep-alive interval."""
+    interval = settings.get("keepalive_interval")
+    return render_template("console/clients.html", interval=interval,
+                           clients=devices.registered_clients(current_user, interval))
 
 
 @bp.route("/accounts/new", methods=["GET", "POST"])

@@ -1,0 +1,53 @@
+"""The reference client (tools/client.py) against a live server: activate, licence, heartbeat, key, rotation."""
+
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+from extensions import db
+from models import Account, Status
+from services import accounts, links, settings, staff
+from tools.client import Client
+
+
+@pytest.fixture
+def server(app):
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    base = f"http://127.0.0.1:{http.server_port}"
+    with app.app_context():
+        settings.save({"public_base_url": base}, actor="test")
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield base
+    http.shutdown()
+    thread.join(timeout=5)
+
+
+def test_reference_client_goes_from_link_to_connected_and_picks_up_a_rotated_password(
+    app, server, make_account, admin_id
+):
+    account_id = make_account(wizard=True)
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        link = links.url_for_token(server, links.make_token(account.id, account.link_version))
+
+    client = Client()
+    document = client.activate(link)
+    assert client.licence().json() == {"valid": True, "expires_on": None}
+    assert client.heartbeat().json()["status"] == "connected"
+    assert client.upload_key().status_code == 201
+    assert client.peer_key(document["account"]["username"]).status_code == 200
+    assert client.refresh_config() is not None
+    assert client.refresh_config() is None  # unchanged: 304
+
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        assert account.status is Status.CONNECTED and account.enabled
+        accounts.rotate_password(account, actor=staff.get(admin_id))
+        new_password = accounts.sip_password(account)
+    assert new_password != document["account"]["password"]
+    assert client.refresh_config()["account"]["password"] == new_password
+
+    other = Client(activation={"client_api": {**document["client_api"], "credential": "x" * 43}})
+    assert other.licence().status_code == 401
