@@ -42,6 +42,7 @@ class Config:
     # server databases only (extensions.init_app): a SQLite file cannot drop the connection.
     SQLALCHEMY_ENGINE_OPTIONS = {"hide_parameters": True}
 
+    PROXY_COUNT = int(os.environ.get("PROXY_COUNT", "0"))  # reverse proxies whose X-Forwarded-* we trust
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -1,6 +1,7 @@
-"""Security headers on every response."""
+"""Security headers on every response, and the client address behind a reverse proxy."""
 
 from flask import Flask, Response
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -9,7 +10,10 @@ CSP = (
 
 
 def init_app(app: Flask) -> None:
-    """Register the after-request hook that sets the headers."""
+    """Trust the configured reverse proxies and register the after-request hook that sets the headers."""
+    if app.config["PROXY_COUNT"]:
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0)
 
     @app.after_request
     def set_security_headers(response: Response) -> Response:
