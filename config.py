@@ -75,6 +75,9 @@ class Config:
 
     SETTINGS_CACHE_SECONDS = float(os.environ.get("SETTINGS_CACHE_SECONDS", "5"))
 
+    # The default SMS gateway's name and each provider's settings; secrets are set in the console.
+    SMS_GATEWAYS: dict = {"gateway": os.environ.get("SMS_GATEWAY", "")}
+
     OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "5"))
     OUTBOX_BACKOFF_SECONDS = int(os.environ.get("OUTBOX_BACKOFF_SECONDS", "30"))
     OUTBOX_LEASE_SECONDS = int(os.environ.get("OUTBOX_LEASE_SECONDS", "120"))

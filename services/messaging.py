@@ -1,7 +1,7 @@
 """The outbox: queue a message with the change that causes it; the worker delivers it."""
 
 import logging
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
 from jinja2.sandbox import SandboxedEnvironment
@@ -65,6 +65,39 @@ def for_account(account: Account, limit: int = 50) -> list[Message]:
     return list(db.session.scalars(
         select(Message).where(Message.account_id == account.id).order_by(Message.id.desc()).limit(limit)
     ))
+
+
+def search(user: StaffUser, *, status: MessageStatus | None = None, gateway: str = "", kind: MessageKind | None = None,
+           day: date | None = None, before: int | None = None, page_size: int = 50) -> tuple[list[Message], int | None]:
+    """Return one newest-first page of the messages the user may see, filtered."""
+    query = select(Message).outerjoin(Account).order_by(Message.id.desc()).limit(page_size + 1)
+    query = accounts.scoped(query, user) if not user.is_admin else query
+    if status:
+        query = query.where(Message.status == status)
+    if gateway:
+        query = query.where(Message.gateway == gateway)
+    if kind:
+        query = query.where(Message.kind == kind)
+    if day:
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        query = query.where(Message.created_at >= start, Message.created_at < start + timedelta(days=1))
+    if before:
+        query = query.where(Message.id < before)
+    items = list(db.session.scalars(query))
+    more = len(items) > page_size
+    items = items[:page_size]
+    return items, items[-1].id if more else None
+
+
+def today_counts(user: StaffUser) -> dict[str, int]:
+    """Messages sent (or delivered) and failed since midnight UTC, among those the user may see."""
+    start = datetime.combine(utcnow().date(), time.min, tzinfo=UTC)
+    query = (select(Message.status, func.count(Message.id)).outerjoin(Account)
+             .where(Message.updated_at >= start).group_by(Message.status))
+    query = accounts.scoped(query, user) if not user.is_admin else query
+    counts = {status: n for status, n in db.session.execute(query)}
+    return {"sent": counts.get(MessageStatus.SENT, 0) + counts.get(MessageStatus.DELIVERED, 0),
+            "failed": counts.get(MessageStatus.FAILED, 0), "queued": counts.get(MessageStatus.QUEUED, 0)}
 
 
 def get_for_account(account: Account, message_id: int) -> Message:
@@ -132,13 +165,28 @@ def render(message: Message, account: Account, config: dict) -> Outgoing:
                     _sandbox.from_string(body).render(context))
 
 
-def send_test_email(recipient: str, *, actor: StaffUser) -> Result:
-    """Send a test e-mail now through the configured gateway and report the server's answer."""
-    outgoing = Outgoing(recipient, "Provisio test e-mail", "The e-mail gateway of Provisio works.")
-    result = gateways.for_settings("email", _gateway_settings()).send(outgoing)
-    audit.record(actor, "settings.test_email", outcome=str(result.outcome))
+def send_test(channel: Channel, recipient: str, *, actor: StaffUser) -> Result:
+    """Send a test message now through the channel's gateway and report the provider's own answer."""
+    outgoing = Outgoing(recipient, "Provisio test message", f"The {channel.value} gateway of Provisio works.")
+    try:
+        result = gateways.for_settings(channel.value, _gateway_settings()).send(outgoing)
+    except LookupError as exc:
+        result = Result(Outcome.PERMANENT, detail=str(exc))
+    audit.record(actor, f"settings.test_{channel.value}", outcome=str(result.outcome))
     db.session.commit()
     return result
+
+
+def record_receipt(gateway: str, provider_id: str, status: str) -> bool:
+    """Apply a provider's delivery receipt: sent → delivered or failed. Unknown ids change nothing."""
+    message = db.session.scalar(select(Message).where(Message.gateway == gateway, Message.provider_id == provider_id))
+    if message is None or message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
+        return False
+    message.status = MessageStatus.DELIVERED if status == "delivered" else MessageStatus.FAILED
+    if message.status is MessageStatus.FAILED:
+        message.last_error = "The provider reported the message as not delivered."
+    db.session.commit()
+    return True
 
 
 def _record(message: Message, result: Result) -> Result:
@@ -184,16 +232,24 @@ def _check_rate(account: Account) -> None:
 def _gateway_name(channel: Channel) -> str:
     if channel is Channel.EMAIL:
         return settings.get("mail").get("mode", "smtp")
-    raise Invalid("No SMS gateway is configured yet: send by e-mail, or ask an administrator.")
+    name = settings.get("sms").get("gateway")
+    if not name:
+        raise Invalid("No SMS gateway is configured yet: send by e-mail, or ask an administrator.")
+    return name
 
 
 def _gateway_settings() -> dict:
+    """The settings with every stored secret (`<name>_encrypted`) decrypted, for the gateways only."""
     values = dict(settings.get_all())  # a copy: the cached settings stay as stored
-    mail = dict(values["mail"])
-    if mail.get("password_encrypted"):
-        mail["password"] = vault.decrypt(mail.pop("password_encrypted"))
-    values["mail"] = mail
+    values["mail"] = _decrypted(values["mail"])
+    values["sms"] = {key: _decrypted(value) if isinstance(value, dict) else value
+                     for key, value in values["sms"].items()}
     return values
+
+
+def _decrypted(section: dict) -> dict:
+    return {key.removesuffix("_encrypted"): vault.decrypt(value) if key.endswith("_encrypted") else value
+            for key, value in section.items()}
 
 
 def _by_key(key: str) -> Message | None:

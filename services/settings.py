@@ -20,6 +20,7 @@ DEFAULTS = {
     "download_urls": "DOWNLOAD_URLS",
     "applications": "APPLICATIONS",
     "mail": "MAIL_GATEWAY",
+    "sms": "SMS_GATEWAYS",
     "keepalive_interval": "KEEPALIVE_INTERVAL",
 }
 

@@ -118,3 +118,22 @@ def test_landing_get_and_head_change_nothing(app, csr, mail_settings, make_accou
         account = db.session.get(Account, account_id)
         assert (account.status, account.link_version, account.enabled) == before
         assert db.session.query(AuditEvent).count() == audit_count
+
+
+def test_messages_page_and_dashboard_show_todays_sent_and_failed(app, csr, mail_settings, make_account):
+    sent_to = make_account(wizard=True, email="anna@example.com")
+    refused = make_account(wizard=True, email="nobody@example.com")
+    mail_settings.inbox.refuse["nobody@example.com"] = "550 5.1.1 No such user"
+    for account_id in (sent_to, refused):
+        csr.post(f"/accounts/{account_id}/send", {"kind": "link", "channel": "email",
+                                                   "idempotency_key": f"key-for-account-{account_id}"})
+    run_worker(app)
+
+    page = csr.get("/messages").get_data(as_text=True)
+    assert "550 5.1.1 No such user" in page and "sent" in page
+    failed_only = csr.get("/messages?status=failed").get_data(as_text=True)
+    assert "nobody@example.com" in failed_only and "anna@example.com" not in failed_only
+    dashboard = csr.get("/").get_data(as_text=True)
+    assert re.search(r"<strong>1</strong> sent", dashboard)
+    assert re.search(r'<strong class="field__error">1</strong> failed', dashboard)
+    assert csr.get("/messages?day=not-a-date").status_code == 200

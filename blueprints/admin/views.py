@@ -7,7 +7,7 @@ from blueprints.admin.forms import GroupForm, ProfileForm, StaffForm, TestEmailF
 from blueprints.forms_util import show_error
 from extensions import login_manager, vault
 from gateways.base import Outcome
-from models import Platform, Role
+from models import Channel, Platform, Role
 from services import audit, groups, messaging, settings, staff
 from services.errors import ServiceError
 
@@ -165,7 +165,7 @@ def settings_test_email():
     if not form.validate_on_submit():
         flash("Enter a valid e-mail address for the test.", "error")
     else:
-        result = messaging.send_test_email(form.recipient.data, actor=current_user)
+        result = messaging.send_test(Channel.EMAIL, form.recipient.data, actor=current_user)
         if result.outcome is Outcome.SENT:
             flash(f"Test e-mail accepted by the server for {form.recipient.data}.", "success")
         else:

@@ -16,7 +16,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
 from blueprints.fields import MacField, PhoneField, RuleListField
-from models import AccountType, Channel, MessageKind, Status
+from models import AccountType, Channel, MessageKind, MessageStatus, Status
 
 SERVICE_FIELDS = ("username", "password", "callerid", "secondary_callerid", "owner", "email",
                   "description", "account_type", "security_model", "obfuscation", "obfuscation_key",
@@ -125,3 +125,17 @@ class SendForm(FlaskForm):
     def channel_value(self) -> Channel:
         """Provisioning messages always travel by e-mail."""
         return Channel.EMAIL if self.kind.data == MessageKind.PROVISIONING.value else Channel(self.channel.data)
+
+
+class MessageFilterForm(FlaskForm):
+    """The messages page's filters (GET, no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    status = SelectField("Status", default="", choices=[("", "Any status")] + [(s.value, s.value.capitalize())
+                                                                              for s in MessageStatus])
+    kind = SelectField("Kind", default="", choices=[("", "Any kind")] + [(k.value, k.value.capitalize())
+                                                                        for k in MessageKind])
+    gateway = StringField("Gateway", validators=[Optional(), Length(max=32)])
+    day = DateField("Day", validators=[Optional()])

@@ -7,10 +7,17 @@ from functools import partial
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from blueprints.console.forms import AccountForm, EditForm, FilterForm, SendForm, WizardForm
+from blueprints.console.forms import (
+    AccountForm,
+    EditForm,
+    FilterForm,
+    MessageFilterForm,
+    SendForm,
+    WizardForm,
+)
 from blueprints.forms_util import show_error
 from extensions import login_manager
-from models import Channel, MessageKind, Status
+from models import Channel, MessageKind, MessageStatus, Status, utcnow
 from services import accounts, audit, devices, groups, messaging, settings
 from services.errors import ServiceError
 
@@ -48,7 +55,27 @@ def require_staff():
 @bp.route("/")
 def dashboard():
     """Show how many accounts stand in each lifecycle status."""
-    return render_template("console/dashboard.html", counts=accounts.status_counts(current_user))
+    return render_template("console/dashboard.html", counts=accounts.status_counts(current_user),
+                           today=messaging.today_counts(current_user), today_iso=utcnow().date().isoformat())
+
+
+@bp.route("/messages")
+def message_list():
+    """List every message with its delivery status, filtered by status, kind, gateway and day."""
+    form = MessageFilterForm(request.args)
+    valid = form.validate()
+    items, next_before = messaging.search(
+        current_user,
+        status=MessageStatus(form.status.data) if valid and form.status.data else None,
+        kind=MessageKind(form.kind.data) if valid and form.kind.data else None,
+        gateway=(form.gateway.data or "").strip() if valid else "",
+        day=form.day.data if valid else None,
+        before=request.args.get("before", type=int),
+        page_size=current_app.config["PAGE_SIZE"],
+    )
+    filters = {key: value for key, value in request.args.items() if key != "before" and value}
+    return render_template("console/messages.html", form=form, messages=items, next_before=next_before,
+                           filters=filters, today=utcnow().date().isoformat())
 
 
 @bp.route("/accounts")
