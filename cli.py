@@ -1,9 +1,10 @@
 """Thin command-line commands; the work happens in services."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
@@ -59,13 +60,27 @@ def seed_demo(accounts: int) -> None:
 @with_appcontext
 @click.option("--once", is_flag=True, help="Deliver every message that is due, then exit.")
 @click.option("--idle", default=1.0, show_default=True, help="Seconds to wait when nothing is due.")
-def worker(once: bool, idle: float) -> None:
+@click.option("--threads", default=4, show_default=True, help="Messages sent at the same time.")
+def worker(once: bool, idle: float, threads: int) -> None:
     """Deliver queued messages (the outbox); run it beside the web server."""
     click.echo("Outbox worker started." if not once else "Delivering due messages.")
-    while True:
-        delivered = messaging.run_once()
-        db.session.remove()  # a fresh session per message: nothing stale between deliveries
-        if not delivered:
-            if once:
-                return
-            time.sleep(idle)
+    app = current_app._get_current_object()
+    # Gateways answer slowly; several senders keep them busy. Each claims its own message.
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for future in [pool.submit(_deliver_loop, app, once, idle) for _ in range(threads)]:
+            future.result()
+
+
+def _deliver_loop(app: Flask, once: bool, idle: float) -> None:
+    with app.app_context():
+        while True:
+            try:
+                delivered = messaging.run_once()
+            except Exception:  # a broken message or a database hiccup must not stop the worker
+                app.logger.exception("outbox delivery failed; the message's lease lets it be retried")
+                delivered = False
+            db.session.remove()  # a fresh session per message: nothing stale between deliveries
+            if not delivered:
+                if once:
+                    return
+                time.sleep(idle)
