@@ -78,6 +78,8 @@ class Config:
     # The default SMS gateway's name and each provider's settings; secrets are set in the console.
     SMS_GATEWAYS: dict = {"gateway": os.environ.get("SMS_GATEWAY", "")}
 
+    MESSAGE_TEMPLATES: dict = {}  # "<kind>/<channel>" -> {"subject", "body"}, edited in the console
+
     OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "5"))
     OUTBOX_BACKOFF_SECONDS = int(os.environ.get("OUTBOX_BACKOFF_SECONDS", "30"))
     OUTBOX_LEASE_SECONDS = int(os.environ.get("OUTBOX_LEASE_SECONDS", "120"))

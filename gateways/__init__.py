@@ -1,13 +1,44 @@
 """Message gateways: one module per provider behind `send(message) -> Result`."""
 
+from typing import Any, Protocol
+
+from gateways.aspsms import AspsmsGateway
 from gateways.base import Outgoing, Result
+from gateways.clickatell import ClickatellGateway
 from gateways.mail_smtp import SmtpGateway
+from gateways.orange import OrangeGateway
+from gateways.vonage import VonageGateway
 
-__all__ = ["Outgoing", "Result", "SmtpGateway", "for_settings"]
+__all__ = ["SMS_GATEWAYS", "Gateway", "Outgoing", "Result", "SmtpGateway", "for_settings"]
 
 
-def for_settings(channel: str, settings: dict) -> "SmtpGateway":
+class Gateway(Protocol):
+    """What every gateway offers the outbox."""
+
+    name: str
+
+    def __init__(self, settings: dict[str, Any]) -> None: ...
+
+    def send(self, message: Outgoing) -> Result: ...
+
+
+# The name stored in settings["sms"]["gateway"] (and on every message) -> its gateway.
+SMS_GATEWAYS: dict[str, type[Gateway]] = {
+    AspsmsGateway.name: AspsmsGateway,
+    OrangeGateway.name: OrangeGateway,
+    ClickatellGateway.name: ClickatellGateway,
+    VonageGateway.name: VonageGateway,
+}
+
+
+def for_settings(channel: str, settings: dict[str, Any]) -> Gateway:
     """Return the configured gateway of a channel."""
     if channel == "email":
         return SmtpGateway(settings["mail"])
+    sms = settings.get("sms") or {}
+    name = sms.get("gateway")
+    if channel == "sms" and name in SMS_GATEWAYS:
+        return SMS_GATEWAYS[name](sms.get(name) or {})
+    if channel == "sms" and name:
+        raise LookupError(f"Unknown SMS gateway {name!r}: choose one of {', '.join(sorted(SMS_GATEWAYS))}.")
     raise LookupError("No SMS gateway is configured yet.")

@@ -100,7 +100,9 @@ def upload_key(device: Device, public_key_pem: str) -> PublicKey:
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     db.session.execute(update(PublicKey).where(PublicKey.account_id == account.id, PublicKey.revoked_at.is_(None))
                        .values(revoked_at=utcnow()))
-    stored = PublicKey(account=account, key_pem=public_key_pem.strip(), fingerprint=hashlib.sha256(der).hexdigest())
+    # Store the key as parsed, not as sent: text around the PEM block (NUL bytes included) never reaches peers.
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    stored = PublicKey(account=account, key_pem=pem.strip(), fingerprint=hashlib.sha256(der).hexdigest())
     db.session.add(stored)
     audit.record("device", "key.upload", account, fingerprint=stored.fingerprint)
     db.session.commit()
@@ -110,7 +112,8 @@ def upload_key(device: Device, public_key_pem: str) -> PublicKey:
 def peer_key(device: Device, username: str) -> PublicKey:
     """Return a peer's current key; an unknown user and a user without a live key look the same."""
     require_enabled(device)
-    key = db.session.scalar(
+    # No username holds NUL, and PostgreSQL refuses it in a query: the same 404 without asking.
+    key = None if "\x00" in username else db.session.scalar(
         select(PublicKey).join(Account).where(Account.username == username, PublicKey.revoked_at.is_(None))
         .order_by(PublicKey.id.desc()).limit(1)
     )

@@ -4,7 +4,6 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
-from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -12,27 +11,10 @@ import gateways
 from extensions import db, vault
 from gateways.base import Outcome, Outgoing, Result
 from models import Account, Channel, Message, MessageKind, MessageStatus, StaffUser, utcnow
-from services import accounts, audit, links, settings
+from services import accounts, audit, links, message_templates, settings
 from services.errors import Invalid, NotFound, Throttled
 
 log = logging.getLogger(__name__)
-_sandbox = SandboxedEnvironment(autoescape=False)
-
-# (subject, body) per kind; {{ link }}, {{ owner }}, {{ username }}, {{ group }} are available.
-TEMPLATES: dict[MessageKind, tuple[str, str]] = {
-    MessageKind.LINK: ("Your secure phone service",
-                       "Hello {{ owner or 'there' }}, install and activate your secure phone app: {{ link }}"),
-    MessageKind.INSTALL: ("Install your secure phone app",
-                          "Hello {{ owner or 'there' }}, install your secure phone app here: {{ link }}"),
-    MessageKind.ACTIVATION: ("Activate your secure phone app",
-                             "Hello {{ owner or 'there' }}, the app is installed? Tap to activate it: {{ link }}"),
-    MessageKind.PROVISIONING: ("Set up your secure phone app",
-                               "Hello {{ owner or 'there' }},\n\nopen this link on the device you want to "
-                               "use (iPad, tablet or computer) to install and activate the secure phone "
-                               "app:\n\n{{ link }}\n\nThe link works once and expires; ask your operator "
-                               "for a new one if needed."),
-}
-
 
 def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: StaffUser,
           idempotency_key: str | None = None) -> Message:
@@ -160,9 +142,9 @@ def render(message: Message, account: Account, config: dict) -> Outgoing:
     token = links.make_token(account.id, message.link_version, message.kind.value)
     context = {"link": links.url_for_token(config["public_base_url"], token), "owner": account.owner,
                "username": account.username, "group": account.group.name}
-    subject, body = TEMPLATES[message.kind]
-    return Outgoing(message.recipient, _sandbox.from_string(subject).render(context),
-                    _sandbox.from_string(body).render(context))
+    subject, body = message_templates.get(message.kind, message.channel)
+    return Outgoing(message.recipient, message_templates.render(subject, context),
+                    message_templates.render(body, context))
 
 
 def send_test(channel: Channel, recipient: str, *, actor: StaffUser) -> Result:

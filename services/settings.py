@@ -21,6 +21,7 @@ DEFAULTS = {
     "applications": "APPLICATIONS",
     "mail": "MAIL_GATEWAY",
     "sms": "SMS_GATEWAYS",
+    "templates": "MESSAGE_TEMPLATES",
     "keepalive_interval": "KEEPALIVE_INTERVAL",
 }
 

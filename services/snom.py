@@ -22,7 +22,11 @@ def phone_of(user_agent: str) -> tuple[str, str, str] | None:
 
 
 def settings_for_mac(mac: str, *, ip: str, user_agent: str) -> ActivationFile:
-    """Serve the settings of the SNOM account bound to this MAC, if the address may connect."""
+    """Serve the settings of the SNOM account bound to this MAC, to that phone only, if its address may connect."""
+    phone = phone_of(user_agent)
+    if phone is None or phone[2] != mac.upper():
+        # A browser, or a phone asking for another phone's settings, learns nothing.
+        raise ApiError(404, "not_found", "No phone with this MAC address.")
     account = db.session.scalar(select(Account).where(
         Account.mac_address == mac.upper(), Account.account_type == AccountType.SNOM))
     if account is None:

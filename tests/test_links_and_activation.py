@@ -370,19 +370,20 @@ def test_platform_of_is_cached_per_user_agent_string(app, mail_settings, make_ac
     assert platform_of.cache_info().hits >= hits + 3
 
 
-@pytest.mark.parametrize("user_agent, model, label, download", [
-    (IPHONE, "end-to-end", "iPhone", "https://apps.example.test/ios-e2e"),
-    (IPHONE, "end-to-site", "iPhone", "https://apps.example.test/ios-e2s"),
-    (ANDROID, "end-to-end", "Android", "https://apps.example.test/android-e2e"),
-    (IPAD, "end-to-end", "iPad", "https://apps.example.test/ipad-e2e"),
+@pytest.mark.parametrize("user_agent, model, platform, download", [
+    (IPHONE, "end-to-end", Platform.IOS, "https://apps.example.test/ios-e2e"),
+    (IPHONE, "end-to-site", Platform.IOS, "https://apps.example.test/ios-e2s"),
+    (ANDROID, "end-to-end", Platform.ANDROID, "https://apps.example.test/android-e2e"),
+    (IPAD, "end-to-end", Platform.IPADOS, "https://apps.example.test/ipad-e2e"),
 ], ids=["iphone-e2e", "iphone-e2s", "android", "ipad"])
 def test_install_sends_the_detected_platform_to_its_app_for_the_security_model(
-        app, mail_settings, make_account, user_agent, model, label, download):
+        app, mail_settings, make_account, user_agent, model, platform, download):
     account_id = make_account(security_model=model)
     token = fresh_token(app, account_id)
     phone = app.test_client()
     html = open_page(phone, token, user_agent)
-    assert f"<strong>{label}</strong>" in html
+    assert f"<strong>{platform.label}</strong>" in html
+    assert DETECTED.search(html).group(1) == platform.value
     assert "<svg" not in html  # no QR code on a phone or a tablet
 
     install = phone.post(f"/m/{token}/install", headers={"User-Agent": user_agent}, data={
@@ -393,18 +394,19 @@ def test_install_sends_the_detected_platform_to_its_app_for_the_security_model(
     assert account_row(app, account_id).status is Status.INSTALLED
 
 
-@pytest.mark.parametrize("user_agent, label", [(WINDOWS, "Windows"), (LINUX, "Linux")])
+@pytest.mark.parametrize("user_agent, platform", [(WINDOWS, Platform.WINDOWS), (LINUX, Platform.LINUX)],
+                         ids=["windows", "linux"])
 def test_desktop_page_shows_inline_qr_and_platform_list_and_loads_nothing_from_elsewhere(
-        app, mail_settings, make_account, user_agent, label):
+        app, mail_settings, make_account, user_agent, platform):
     token = fresh_token(app, make_account())
     html = open_page(app.test_client(), token, user_agent)
 
-    assert f"<strong>{label}</strong>" in html
+    assert f"<strong>{platform.label}</strong>" in html
     assert re.search(r"<svg[^>]*>.*?</svg>", html, re.S)
     assert qr_matches(html, f"{PUBLIC}/m/{token}")
     others = html.split("Not your device?", 1)[1]
-    for platform in ("iPhone", "Android", "iPad", "Mac"):
-        assert platform in others
+    for other in (Platform.IOS, Platform.ANDROID, Platform.IPADOS, Platform.MACOS):
+        assert other.label in others
     for tag, name, value in parse(html).urls:
         scheme = urlsplit(value).scheme
         if scheme == "provisio":  # the app's own URI scheme: hands the public link to the app
@@ -443,7 +445,7 @@ def test_install_without_a_download_url_shows_no_app_page_and_still_records_inst
         "csrf_token": CSRF.search(html).group(1), "platform": "android"})
 
     assert response.status_code == 404
-    assert "No app for Android" in page_text(response)
+    assert f"No app for {Platform.ANDROID.label}" in page_text(response)
     assert account_row(app, account_id).status is Status.INSTALLED
 
 

@@ -73,6 +73,7 @@ def test_migrations_have_a_single_head(app):
 
 def test_migrations_downgrade_to_nothing_and_upgrade_again(scratch_app):
     with scratch_app.app_context():
+        assert inspect(db.engine).get_table_names() == []  # never the shared test database
         upgrade()
         downgrade(revision="base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}

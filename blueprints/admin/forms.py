@@ -132,3 +132,12 @@ def settings_form(platforms: list[str], models: list[str]) -> type[SettingsForm]
 def download_field(platform: str, model: str) -> str:
     """The form field name of one download URL."""
     return f"download_{platform}_{model}".replace("-", "_")
+
+
+class TemplateForm(FlaskForm):
+    """One message template; Preview renders it with sample values without saving."""
+
+    subject = StringField("Subject (e-mail only)", validators=[Optional(), Length(max=200)])
+    body = TextAreaField("Text", validators=[Length(max=4000)],
+                         description="Placeholders: {{ link }}, {{ owner }}, {{ username }}, {{ group }}. "
+                                     "Empty restores the default.")

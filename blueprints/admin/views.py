@@ -3,12 +3,20 @@
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from blueprints.admin.forms import GroupForm, ProfileForm, StaffForm, TestEmailForm, download_field, settings_form
+from blueprints.admin.forms import (
+    GroupForm,
+    ProfileForm,
+    StaffForm,
+    TemplateForm,
+    TestEmailForm,
+    download_field,
+    settings_form,
+)
 from blueprints.forms_util import show_error
 from extensions import login_manager, vault
 from gateways.base import Outcome
-from models import Channel, Platform, Role
-from services import audit, groups, messaging, settings, staff
+from models import Channel, MessageKind, Platform, Role
+from services import audit, groups, message_templates, messaging, settings, staff
 from services.errors import ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -171,6 +179,46 @@ def settings_test_email():
         else:
             flash(f"Test e-mail not sent ({result.outcome}): {result.detail}", "error")
     return redirect(url_for(".settings_edit"))
+
+
+@bp.route("/templates")
+def template_list():
+    """List the message templates of every kind and channel with their SMS length."""
+    rows = []
+    for kind in MessageKind:
+        for channel in Channel:
+            if kind is MessageKind.PROVISIONING and channel is Channel.SMS:
+                continue  # provisioning messages travel by e-mail only
+            subject, body = message_templates.get(kind, channel)
+            sample = message_templates.preview(subject, body)[1]
+            rows.append((kind, channel, body, message_templates.sms_length(sample)))
+    return render_template("admin/templates/list.html", rows=rows)
+
+
+@bp.route("/templates/<any(link, install, activation, provisioning):kind>/<any(sms, email):channel>",
+          methods=["GET", "POST"])
+def template_edit(kind: str, channel: str):
+    """Edit one template; Preview shows it with sample values and the SMS length before saving."""
+    kind, channel = MessageKind(kind), Channel(channel)
+    subject, body = message_templates.get(kind, channel)
+    form = TemplateForm(data={"subject": subject, "body": body})
+    rendered = None
+    if form.validate_on_submit():
+        try:
+            if "preview" in request.form:
+                rendered = message_templates.preview(form.subject.data or "", form.body.data or "")
+            else:
+                message_templates.save(kind, channel, form.subject.data or "", form.body.data or "",
+                                       actor=current_user)
+                flash(f"Template {kind.value} / {channel.value} saved.", "success")
+                return redirect(url_for(".template_list"))
+        except ServiceError as exc:
+            show_error(form, exc)
+    rendered = rendered or message_templates.preview(form.subject.data or "", form.body.data or "") \
+        if not form.errors else None
+    length = message_templates.sms_length(rendered[1]) if rendered else None
+    return render_template("admin/templates/edit.html", form=form, kind=kind, channel=channel,
+                           rendered=rendered, length=length, placeholders=message_templates.PLACEHOLDERS)
 
 
 def _settings_data(values: dict, platforms: list[str], models: list[str]) -> dict:

@@ -41,7 +41,8 @@ def heartbeat():
     """Report that the client is registered."""
     body = _json_body(required=False)
     version = body.get("app_version")
-    if version is not None and not isinstance(version, str):
+    # PostgreSQL text cannot hold NUL: refuse it here rather than answer 500 at the commit.
+    if version is not None and (not isinstance(version, str) or "\x00" in version):
         raise ApiError(400, "invalid_body", "app_version must be a string.")
     return jsonify(devices.heartbeat(g.device, ip=request.remote_addr, app_version=version,
                                      interval=settings.get("keepalive_interval")))

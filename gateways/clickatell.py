@@ -1,0 +1,73 @@
+"""SMS through the Clickatell Platform REST API: one POST to /messages with the integration's API key.
+
+Settings: `api_key` (the integration's key, sent as the Authorization header), `sender` (optional: a
+two-way integration's number; one-way integrations must leave it empty) and `base_url`.
+Delivery reports arrive on the integration's status callback; `parse_receipt` reads them.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from gateways import sms_http
+from gateways.base import Outcome, Outgoing, Result
+
+BASE_URL = "https://platform.clickatell.com"
+# Clickatell error codes worth another try: 130 maximum MT limit exceeded, 901 internal error.
+TRANSIENT_CODES = frozenset({130, 901})
+# Message status codes of the status callback (001 unknown … 014 maximum MT limit exceeded).
+DELIVERED_CODES = frozenset({4})                          # received by recipient
+FAILED_CODES = frozenset({5, 6, 7, 9, 10, 12, 14})        # error, cancelled, not delivered, routing, expired, credit
+DELIVERED_NAMES = frozenset({"received_by_recipient"})
+FAILED_NAMES = frozenset({"error_with_message", "user_cancelled_message_delivery", "error_delivering_message",
+                          "routing_error", "message_expired", "out_of_credit", "maximum_mt_limit_exceeded"})
+
+
+class ClickatellGateway:
+    """Send one SMS with Clickatell; map its error codes to sent, transient or permanent."""
+
+    name = "clickatell"
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.api_key = settings.get("api_key") or ""
+        self.sender = (settings.get("sender") or "").lstrip("+")
+        self.base_url = (settings.get("base_url") or BASE_URL).rstrip("/")
+
+    def send(self, message: Outgoing) -> Result:
+        """Hand the SMS to Clickatell."""
+        payload: dict[str, Any] = {"content": message.body, "to": [message.recipient.removeprefix("+")]}
+        if self.sender:
+            payload["from"] = self.sender
+        try:
+            sms_http.check_international(message.recipient)
+            response = sms_http.post("Clickatell", f"{self.base_url}/messages", json=payload,
+                                     headers={"Authorization": self.api_key, "Accept": "application/json"})
+        except sms_http.ProviderError as exc:
+            return exc.result
+        body = sms_http.json_of(response)
+        messages = body.get("messages") or [{}]
+        first = messages[0] if isinstance(messages[0], dict) else {}
+        if first.get("accepted"):
+            return Result(Outcome.SENT, provider_id=first.get("apiMessageId"))
+        # A refusal is either on the message (a bad number) or on the whole request (a bad key).
+        error = first if first.get("error") else body
+        if not error.get("error"):
+            return sms_http.unexpected("Clickatell", response)
+        code = error.get("errorCode")
+        transient = code in TRANSIENT_CODES or sms_http.by_http_status(response.status_code) is Outcome.TRANSIENT
+        description = f" {error['errorDescription']}" if error.get("errorDescription") else ""
+        return Result(Outcome.TRANSIENT if transient else Outcome.PERMANENT,
+                      detail=f"Clickatell: {error['error']}{description} (error {code})")
+
+
+def parse_receipt(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """Read a status callback: (apiMessageId, "delivered" | "failed", or None while it is on its way)."""
+    provider_id = data.get("messageId") or data.get("apiMessageId") or None
+    for key in ("statusCode", "status", "statusDescription"):
+        value = str(data.get(key) or "").strip()
+        if value.isdigit():
+            code = int(value)
+            return provider_id, "delivered" if code in DELIVERED_CODES else "failed" if code in FAILED_CODES else None
+        if value:
+            name = value.lower().replace(" ", "_")
+            return provider_id, "delivered" if name in DELIVERED_NAMES else "failed" if name in FAILED_NAMES else None
+    return provider_id, None

@@ -1,0 +1,73 @@
+"""What the SMS gateways share: one timeout, one way to call a provider, one number check."""
+
+import re
+from typing import Any
+
+import requests
+
+from gateways.base import Outcome, Result
+
+TIMEOUT_SECONDS = 20.0
+# E.164: a plus, a country code that never starts with 0, at most 15 digits in all.
+_INTERNATIONAL = re.compile(r"\+[1-9]\d{6,14}")
+# GSM 03.38: the basic set and its extension table; any other character makes an SMS Unicode (70 per part).
+GSM7 = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+    "^{}\\[~]|€\f"
+)
+
+
+class ProviderError(Exception):
+    """The send is over before the provider accepted it; `result` says why."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.detail)
+        self.result = result
+
+
+def post(provider: str, url: str, **kwargs: Any) -> requests.Response:
+    """POST to a provider with the gateways' timeout; no answer at all is always worth another try."""
+    try:
+        return requests.post(url, timeout=TIMEOUT_SECONDS, **kwargs)
+    except requests.Timeout as exc:
+        # The provider may still have taken the message; the outbox retries and says so in the detail.
+        raise ProviderError(Result(Outcome.TRANSIENT, detail=(
+            f"{provider} did not answer within {TIMEOUT_SECONDS:g} s ({type(exc).__name__})."))) from exc
+    except requests.RequestException as exc:
+        # The exception's text names the URL, never a credential: those travel in headers and bodies.
+        raise ProviderError(Result(Outcome.TRANSIENT, detail=(
+            f"{provider} could not be reached ({type(exc).__name__})."))) from exc
+
+
+def by_http_status(status: int) -> Outcome:
+    """Too many requests, a timeout or a server error pass; any other refusal will come again."""
+    return Outcome.TRANSIENT if status in (408, 429) or status >= 500 else Outcome.PERMANENT
+
+
+def json_of(response: requests.Response) -> dict[str, Any]:
+    """The answer's JSON object, or an empty one when the provider (or a proxy) sent something else."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def unexpected(provider: str, response: requests.Response) -> Result:
+    """An answer that is not the provider's documented JSON: judge by the HTTP status, keep a short excerpt."""
+    excerpt = " ".join(response.text.split())[:200]
+    return Result(by_http_status(response.status_code),
+                  detail=f"{provider} answered HTTP {response.status_code}: {excerpt or response.reason}")
+
+
+def check_international(number: str) -> None:
+    """Refuse, before any request, a number that is not +<country><number>: no provider can route it."""
+    if not _INTERNATIONAL.fullmatch(number):
+        raise ProviderError(Result(Outcome.PERMANENT, detail=(
+            f"{number!r} is not an international mobile number (+<country code><number>).")))
+
+
+def is_gsm7(text: str) -> bool:
+    """Whether the text fits the GSM 7-bit alphabet, so it needs no Unicode encoding."""
+    return all(char in GSM7 for char in text)

@@ -1,0 +1,76 @@
+"""Message templates per kind and channel: sandboxed Jinja, a fixed set of placeholders, SMS length."""
+
+import math
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from models import Channel, MessageKind, StaffUser
+from services import settings
+from services.errors import Invalid
+
+# The only values a template sees: the SIP password is not among them, so it can never be rendered.
+PLACEHOLDERS = {"link": "https://activate.example.com/m/…", "owner": "Anna Meier", "username": "48213377",
+                "group": "Acme Bank"}
+_sandbox = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+
+DEFAULTS: dict[MessageKind, tuple[str, str]] = {
+    MessageKind.LINK: ("Your secure phone service",
+                       "Hello {{ owner or 'there' }}, install and activate your secure phone app: {{ link }}"),
+    MessageKind.INSTALL: ("Install your secure phone app",
+                          "Hello {{ owner or 'there' }}, install your secure phone app here: {{ link }}"),
+    MessageKind.ACTIVATION: ("Activate your secure phone app",
+                             "Hello {{ owner or 'there' }}, the app is installed? Tap to activate it: {{ link }}"),
+    MessageKind.PROVISIONING: ("Set up your secure phone app",
+                               "Hello {{ owner or 'there' }},\n\nopen this link on the device you want to "
+                               "use (iPad, tablet or computer) to install and activate the secure phone "
+                               "app:\n\n{{ link }}\n\nThe link works once and expires; ask your operator "
+                               "for a new one if needed."),
+}
+# GSM 03.38: the basic set costs one septet, the extension set two; anything else needs UCS-2.
+GSM_BASIC = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM_EXTENDED = set("^{}\\[~]|€\f")
+
+
+def key(kind: MessageKind, channel: Channel) -> str:
+    return f"{kind.value}/{channel.value}"
+
+
+def get(kind: MessageKind, channel: Channel) -> tuple[str, str]:
+    """Return (subject, body) for a kind and channel: the administrator's, else the default."""
+    stored = settings.get("templates").get(key(kind, channel))
+    return (stored["subject"], stored["body"]) if stored else DEFAULTS[kind]
+
+
+def render(text: str, context: dict[str, str]) -> str:
+    """Render one template in the sandbox; an unknown placeholder or bad syntax raises Invalid."""
+    try:
+        return _sandbox.from_string(text).render(context)
+    except TemplateError as exc:
+        raise Invalid(f"The template does not work: {exc.message or exc}.", field="body") from None
+
+
+def preview(subject: str, body: str) -> tuple[str, str]:
+    """Render with sample values, as an administrator sees it before saving."""
+    return render(subject, PLACEHOLDERS), render(body, PLACEHOLDERS)
+
+
+def sms_length(text: str) -> tuple[int, int, str]:
+    """Return (characters, segments, encoding) the way SMS networks count them."""
+    if all(char in GSM_BASIC or char in GSM_EXTENDED for char in text):
+        septets = sum(2 if char in GSM_EXTENDED else 1 for char in text)
+        return septets, 1 if septets <= 160 else math.ceil(septets / 153), "GSM-7"
+    units = len(text.encode("utf-16-le")) // 2
+    return units, 1 if units <= 70 else math.ceil(units / 67), "UCS-2"
+
+
+def save(kind: MessageKind, channel: Channel, subject: str, body: str, *, actor: StaffUser) -> None:
+    """Check the template renders, then store it (an empty body restores the default)."""
+    preview(subject, body)
+    templates = dict(settings.get("templates"))
+    if body.strip():
+        templates[key(kind, channel)] = {"subject": subject, "body": body}
+    else:
+        templates.pop(key(kind, channel), None)
+    settings.save({"templates": templates}, actor=actor)

@@ -1,0 +1,351 @@
+"""Local HTTP servers that speak each SMS provider's API, for the gateway tests.
+
+Each fake listens on a free port of 127.0.0.1, checks authentication, the required parameters and the
+number, answers with the provider's own success and error bodies and status codes, keeps what it
+accepted in `accepted`, and can be told to fail: `fail_next(2)` answers 503 to the next two requests,
+`fail_next(1, "hang")` holds the next one past any client timeout; a fake may know more ways to fail.
+
+    with FakeVonage(api_key="key", api_secret="secret") as vonage:
+        VonageGateway({"api_key": "key", "api_secret": "secret", "base_url": vonage.base_url}).send(...)
+"""
+
+import base64
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+# No country code starts with 999: every fake refuses such a number the way its provider refuses an
+# unroutable one, so a test can reach the provider's own "bad number" answer past the gateway's format check.
+UNROUTABLE = "999"
+_DIGITS = re.compile(r"[1-9]\d{6,14}")
+
+Answer = tuple[int, Any]  # HTTP status and body: a dict is sent as JSON, a str as an HTML page
+
+
+@dataclass
+class Request:
+    """What a fake received."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: Any
+    raw: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.raw or b"null")
+        except ValueError:
+            return None
+
+    def form(self) -> dict[str, str]:
+        return dict(parse_qsl(self.raw.decode(), keep_blank_values=True))
+
+
+def routable(digits: str) -> bool:
+    """International digits without + or 00, of a country that exists."""
+    return bool(_DIGITS.fullmatch(digits)) and not digits.startswith(UNROUTABLE)
+
+
+class FakeProvider:
+    """The shared machinery: the server and its thread, what was accepted, the failures to come."""
+
+    hang_seconds = 10.0
+
+    def __init__(self) -> None:
+        self.accepted: list[dict[str, Any]] = []
+        self.requests: list[Request] = []
+        self._failures: list[str] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start the fake first: `with Fake…() as fake:`"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def fail_next(self, count: int = 1, how: str = "503") -> None:
+        """Fail the next `count` requests: "503" answers Service Unavailable, "hang" answers too late."""
+        with self._lock:
+            self._failures.extend([how] * count)
+
+    def __enter__(self):
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=type(self).__name__, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()  # frees any request still hanging
+        assert self._server is not None and self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def respond(self, request: Request) -> Answer | None:
+        with self._lock:
+            self.requests.append(request)
+            failure = self._failures.pop(0) if self._failures else None
+        if failure == "hang":
+            self._stopping.wait(self.hang_seconds)
+            return None
+        if failure == "503":
+            return 503, "<html><body><h1>503 Service Unavailable</h1></body></html>"
+        return self.route(request, failure)
+
+    def route(self, request: Request, failure: str | None) -> Answer:
+        raise NotImplementedError
+
+
+def _handler_for(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            answer = fake.respond(Request(self.command, unquote(url.path), dict(parse_qsl(url.query)),
+                                          self.headers, raw))
+            if answer is None:
+                return  # hung: the client gave up long ago
+            status, body = answer
+            page = isinstance(body, str)
+            data = body.encode() if page else json.dumps(body).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html" if page else "application/json;charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        do_POST = do_GET
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+NOT_FOUND = 404, "<html><body><h1>404 Not Found</h1></body></html>"
+
+
+class FakeAspsms(FakeProvider):
+    """json.aspsms.com: SendSimpleTextSMS and SendTextSMS; always HTTP 200 with a StatusCode.
+
+    Extra failure: "busy" (StatusCode 24). `credits` counts down; at 0 the answer is StatusCode 5.
+    """
+
+    def __init__(self, userkey: str, password: str, credits: int = 100) -> None:
+        super().__init__()
+        self.userkey, self.password, self.credits = userkey, password, credits
+
+    def route(self, request: Request, failure: str | None) -> Answer:
+        if request.method != "POST" or request.path not in ("/SendSimpleTextSMS", "/SendTextSMS"):
+            return NOT_FOUND
+        body = request.json()
+        if not isinstance(body, dict):
+            return 400, "<html><body><h1>400 Bad Request</h1></body></html>"
+        return 200, self._status(body, failure)
+
+    def _status(self, body: dict[str, Any], failure: str | None) -> dict[str, str]:
+        originator = str(body.get("Originator") or "")
+        # ASPSMS takes +41… and 0041…; the code for a malformed recipient is not in the sources we
+        # found, so this fake drops such recipients and answers as for none (StatusCode 20).
+        recipients = [str(number) for number in body.get("Recipients") or []
+                      if routable(re.sub(r"^(\+|00)", "", str(number)))]
+        if body.get("UserName") != self.userkey or body.get("Password") != self.password:
+            return {"StatusCode": "3", "StatusInfo": "Authorization failed."}
+        if failure == "busy":
+            return {"StatusCode": "24", "StatusInfo": "Service temporarely not available."}
+        if len(originator) > 11 and not re.fullmatch(r"\+?\d{7,16}", originator):
+            return {"StatusCode": "10", "StatusInfo": "Invalid originator. A maximum of 11 characters is allowed "
+                                                      "for alphanumeric originators."}
+        if not body.get("MessageText"):
+            return {"StatusCode": "11", "StatusInfo": "Invalid message date. Please verify the data."}
+        if not recipients:
+            return {"StatusCode": "20", "StatusInfo": "Missing a recipient. Please specify at least one recipient."}
+        if self.credits < len(recipients):
+            return {"StatusCode": "5", "StatusInfo": "Not enough credits available. Please recharge your account "
+                                                     "to proceed."}
+        self.credits -= len(recipients)
+        for number in recipients:
+            self.accepted.append({"to": number, "text": body["MessageText"], "originator": originator})
+        return {"StatusCode": "1", "StatusInfo": "OK"}
+
+
+class FakeOrange(FakeProvider):
+    """api.orange.com: /oauth/v3/token (Basic client_id:client_secret) and the SMS outbound requests.
+
+    Extra failure: "throttle" (429, code 53). `token_requests` counts tokens handed out;
+    `expire_tokens()` makes every token handed out so far answer 401 "Expired credentials".
+    """
+
+    def __init__(self, client_id: str, client_secret: str, sender_address: str, expires_in: int = 3600) -> None:
+        super().__init__()
+        self.client_id, self.client_secret, self.sender_address = client_id, client_secret, sender_address
+        self.expires_in = expires_in
+        self.tokens: dict[str, float] = {}
+        self.token_requests = 0
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self.tokens = dict.fromkeys(self.tokens, 0.0)
+
+    def route(self, request: Request, failure: str | None) -> Answer:
+        if request.method == "POST" and request.path == "/oauth/v3/token":
+            return self._token(request)
+        match = re.fullmatch(r"/smsmessaging/v1/outbound/([^/]+)/requests", request.path)
+        if request.method == "POST" and match:
+            return self._send(request, match.group(1), failure)
+        return NOT_FOUND
+
+    def _token(self, request: Request) -> Answer:
+        expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            return 401, {"error": "invalid_client",
+                         "error_description": "The requested service needs credentials, but the ones provided "
+                                              "were invalid."}
+        if request.form().get("grant_type") != "client_credentials":
+            return 400, {"error": "unsupported_grant_type",
+                         "error_description": "The authorization grant type is not supported."}
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self.tokens[token] = time.monotonic() + self.expires_in
+            self.token_requests += 1
+        return 200, {"token_type": "Bearer", "access_token": token, "expires_in": self.expires_in}
+
+    def _send(self, request: Request, sender: str, failure: str | None) -> Answer:
+        refusal = self._refuse_token(request.headers.get("Authorization", "").removeprefix("Bearer "))
+        if refusal is None and failure == "throttle":
+            refusal = 429, {"code": 53, "message": "Too many requests",
+                            "description": "The application has made too many calls and has exceeded the rate "
+                                           "limit for this service."}
+        outbound = (request.json() or {}).get("outboundSMSMessageRequest") or {}
+        refusal = refusal or self._refuse_request(outbound, sender)
+        if refusal is not None:
+            return refusal
+        addresses = outbound["address"] if isinstance(outbound["address"], list) else [outbound["address"]]
+        text = outbound["outboundSMSTextMessage"]["message"]
+        for address in addresses:
+            self.accepted.append({"to": address, "text": text, "sender_name": outbound.get("senderName")})
+        resource = f"{self.base_url}/smsmessaging/v1/outbound/{quote(sender, safe='')}/requests/{secrets.token_hex(16)}"
+        return 201, {"outboundSMSMessageRequest": {**outbound, "resourceURL": resource}}
+
+    def _refuse_token(self, token: str) -> Answer | None:
+        if token not in self.tokens:
+            return 401, {"code": 41, "message": "Invalid credentials",
+                         "description": "The requested service needs credentials, but the ones provided were "
+                                        "invalid."}
+        if self.tokens[token] <= time.monotonic():
+            return 401, {"code": 42, "message": "Expired credentials",
+                         "description": "The requested service needs credentials, and the ones provided were "
+                                        "out-of-date."}
+        return None
+
+    def _refuse_request(self, outbound: dict[str, Any], sender: str) -> Answer | None:
+        text = (outbound.get("outboundSMSTextMessage") or {}).get("message")
+        for name, value in (("address", outbound.get("address")), ("senderAddress", outbound.get("senderAddress")),
+                            ("outboundSMSTextMessage", text)):
+            if not value:
+                return 400, _service_exception("SVC0002", "Invalid input value for message part %1", name)
+        if outbound["senderAddress"] != sender or sender != "tel:" + self.sender_address:
+            return 400, _service_exception("SVC0002", "Invalid input value for message part %1", "senderAddress")
+        addresses = outbound["address"] if isinstance(outbound["address"], list) else [outbound["address"]]
+        if not all(str(address).startswith("tel:+") and routable(str(address)[5:]) for address in addresses):
+            return 400, _service_exception("SVC0004", "No valid addresses provided in message part %1", "address")
+        return None
+
+
+def _service_exception(message_id: str, text: str, variable: str) -> dict[str, Any]:
+    return {"requestError": {"serviceException": {"messageId": message_id, "text": text, "variables": [variable]}}}
+
+
+class FakeClickatell(FakeProvider):
+    """platform.clickatell.com: POST /messages with the integration's API key as Authorization.
+
+    202 when every message is accepted, 207 when some are, 400 when none are.
+    """
+
+    def __init__(self, api_key: str, two_way: bool = False) -> None:
+        super().__init__()
+        self.api_key, self.two_way = api_key, two_way
+
+    def route(self, request: Request, failure: str | None) -> Answer:
+        if request.method != "POST" or request.path != "/messages":
+            return NOT_FOUND
+        if request.headers.get("Authorization") != self.api_key:
+            return 401, _clickatell_error(108, "Invalid or missing integration API Key.",
+                                          "The integration API key is either incorrect or has not been included in "
+                                          "the API call.")
+        body = request.json()
+        if not isinstance(body, dict) or not body.get("content") or not isinstance(body.get("to"), list):
+            return 400, _clickatell_error(101, "Invalid or missing parameters.",
+                                          "The content and to parameters are required.")
+        if body.get("from") and not self.two_way:
+            return 400, _clickatell_error(607, "Invalid FROM number.",
+                                          "User specified FROM number, but integration isn't two-way.")
+        messages = [self._message(str(number), body["content"]) for number in body["to"]]
+        accepted = sum(message["accepted"] for message in messages)
+        status = 202 if accepted == len(messages) else 207 if accepted else 400
+        return status, {"messages": messages, "errorCode": None, "error": None, "errorDescription": None}
+
+    def _message(self, number: str, content: str) -> dict[str, Any]:
+        if not routable(number):
+            return {"apiMessageId": None, "accepted": False, "to": number, "errorCode": 105,
+                    "error": "Invalid destination address.",
+                    "errorDescription": "The destination address you are attempting to send to is invalid."}
+        message_id = secrets.token_hex(16)
+        self.accepted.append({"to": number, "content": content, "apiMessageId": message_id})
+        return {"apiMessageId": message_id, "accepted": True, "to": number, "errorCode": None, "error": None,
+                "errorDescription": None}
+
+
+def _clickatell_error(code: int, error: str, description: str) -> dict[str, Any]:
+    return {"messages": [], "errorCode": code, "error": error, "errorDescription": description}
+
+
+class FakeVonage(FakeProvider):
+    """rest.nexmo.com: POST /sms/json (form, JSON or query); always HTTP 200 with one status per message.
+
+    Extra failure: "throttle" (status 1).
+    """
+
+    def __init__(self, api_key: str, api_secret: str) -> None:
+        super().__init__()
+        self.api_key, self.api_secret = api_key, api_secret
+
+    def route(self, request: Request, failure: str | None) -> Answer:
+        if request.method not in ("GET", "POST") or request.path != "/sms/json":
+            return NOT_FOUND
+        json_body = request.json() if "json" in request.headers.get("Content-Type", "") else None
+        params = {**request.query, **(json_body if isinstance(json_body, dict) else request.form())}
+        return 200, {"message-count": "1", "messages": [self._message(params, failure)]}
+
+    def _message(self, params: dict[str, Any], failure: str | None) -> dict[str, Any]:
+        for name in ("api_key", "api_secret", "from", "to", "text"):
+            if not params.get(name):
+                return {"status": "2", "error-text": f"Missing {name} param"}
+        if params["api_key"] != self.api_key or params["api_secret"] != self.api_secret:
+            return {"status": "4", "error-text": "Bad Credentials"}
+        if failure == "throttle":
+            return {"status": "1", "error-text": "Throughput Rate Exceeded - please wait [ 1000 ] and retry"}
+        if not params["to"].isdigit():
+            return {"status": "3", "error-text": "Invalid to address"}
+        if not routable(params["to"]):
+            return {"status": "6", "error-text": "Unroutable message - rejected"}
+        message_id = secrets.token_hex(8).upper()
+        self.accepted.append({"to": params["to"], "from": params["from"], "text": params["text"],
+                              "type": params.get("type", "text"), "message-id": message_id})
+        return {"to": params["to"], "message-id": message_id, "status": "0", "remaining-balance": "9.96670000",
+                "message-price": "0.03330000", "network": "23410"}
