@@ -107,7 +107,9 @@ class SettingsForm(FlaskForm):
     mail_username = StringField("Username (Gmail address)", validators=[Optional(), Length(max=254)])
     mail_password = PasswordField("Password (Gmail app password)", validators=[Optional(), Length(max=256)],
                                   description="Stored encrypted. Leave empty to keep the current one.")
-    mail_sender = StringField("Sender address", validators=[DataRequired(), Email()])
+    # Not Email(): a relay's sender may be a local name such as provisio@localhost.
+    mail_sender = StringField("Sender address", validators=[
+        DataRequired(), Regexp(r"^[^@\s]+@[^@\s]+$", message="An address such as provisio@example.com.")])
 
 
 class TestEmailForm(FlaskForm):
@@ -120,8 +122,15 @@ def settings_form(platforms: list[str], models: list[str]) -> type[SettingsForm]
     """Return a SettingsForm class with one download URL field per (platform, security model)."""
 
     class Form(SettingsForm):
-        pass
+        sms_gateway = SelectField("Default SMS gateway", choices=[("", "None (e-mail only)")] + [
+            (name, name.capitalize()) for name in SMS_FIELDS])
 
+    for provider, fields in SMS_FIELDS.items():
+        for key, label, secret in fields:
+            field_class = PasswordField if secret else StringField
+            setattr(Form, sms_field(provider, key), field_class(label, validators=[Optional(), Length(max=256)]))
+        setattr(Form, sms_field(provider, "base_url"),
+                URLField("Base URL (empty: the provider's)", validators=[Optional(), URL(require_tld=False)]))
     for platform in platforms:
         for model in models:
             setattr(Form, download_field(platform, model),
@@ -141,3 +150,27 @@ class TemplateForm(FlaskForm):
     body = TextAreaField("Text", validators=[Length(max=4000)],
                          description="Placeholders: {{ link }}, {{ owner }}, {{ username }}, {{ group }}. "
                                      "Empty restores the default.")
+
+
+# Each SMS provider's settings: (key, label, secret). Secrets are stored encrypted.
+SMS_FIELDS: dict[str, list[tuple[str, str, bool]]] = {
+    "aspsms": [("userkey", "Userkey", False), ("password", "API password", True),
+               ("originator", "Originator", False)],
+    "orange": [("client_id", "Client id", False), ("client_secret", "Client secret", True),
+               ("sender_address", "Sender address (+country number)", False),
+               ("sender_name", "Sender name (optional)", False)],
+    "clickatell": [("api_key", "API key", True), ("sender", "Sender (two-way numbers only)", False)],
+    "vonage": [("api_key", "API key", False), ("api_secret", "API secret", True), ("sender", "Sender", False)],
+}
+
+
+def sms_field(provider: str, key: str) -> str:
+    """The form field name of one SMS provider setting."""
+    return f"sms_{provider}_{key}"
+
+
+class TestSmsForm(FlaskForm):
+    """Where to send a test SMS."""
+
+    recipient = StringField("Send a test SMS to", validators=[
+        DataRequired(), Regexp(r"^\+[1-9]\d{6,14}$", message="An international number, e.g. +41791234567.")])

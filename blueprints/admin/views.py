@@ -4,19 +4,22 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from blueprints.admin.forms import (
+    SMS_FIELDS,
     GroupForm,
     ProfileForm,
     StaffForm,
     TemplateForm,
     TestEmailForm,
+    TestSmsForm,
     download_field,
     settings_form,
+    sms_field,
 )
 from blueprints.forms_util import show_error
 from extensions import login_manager, vault
 from gateways.base import Outcome
 from models import Channel, MessageKind, Platform, Role
-from services import audit, groups, message_templates, messaging, settings, staff
+from services import audit, groups, message_templates, messaging, receipts, settings, staff
 from services.errors import ServiceError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -162,22 +165,28 @@ def settings_edit():
         flash("Settings saved.", "success")
         return redirect(url_for(".settings_edit"))
     downloads = [(p, [(m, form[download_field(p, m)]) for m in models]) for p in platforms]
-    return render_template("admin/settings/edit.html", form=form, downloads=downloads,
-                           test_form=TestEmailForm(), has_password=bool(values["mail"].get("password_encrypted")))
+    sms = [(provider, [form[sms_field(provider, key)] for key, _, _ in [*fields, ("base_url", "", False)]])
+           for provider, fields in SMS_FIELDS.items()]
+    return render_template("admin/settings/edit.html", form=form, downloads=downloads, sms=sms,
+                           test_form=TestEmailForm(), test_sms_form=TestSmsForm(),
+                           has_password=bool(values["mail"].get("password_encrypted")),
+                           receipt_urls=receipts.callback_urls(values["public_base_url"]))
 
 
-@bp.route("/settings/test-email", methods=["POST"])
-def settings_test_email():
-    """Send a test e-mail now and report the SMTP server's answer."""
-    form = TestEmailForm()
+@bp.route("/settings/test-<any(email, sms):channel>", methods=["POST"])
+def settings_test(channel: str):
+    """Send a test e-mail or SMS now and report the provider's own answer."""
+    form = TestEmailForm() if channel == "email" else TestSmsForm()
+    word = "e-mail" if channel == "email" else "SMS"
     if not form.validate_on_submit():
-        flash("Enter a valid e-mail address for the test.", "error")
+        flash(f"Enter a valid recipient for the test {word}: {form.recipient.errors[0]}", "error")
     else:
-        result = messaging.send_test(Channel.EMAIL, form.recipient.data, actor=current_user)
+        result = messaging.send_test(Channel(channel), form.recipient.data, actor=current_user)
         if result.outcome is Outcome.SENT:
-            flash(f"Test e-mail accepted by the server for {form.recipient.data}.", "success")
+            who = "server" if channel == "email" else "provider"
+            flash(f"Test {word} accepted by the {who} for {form.recipient.data}.", "success")
         else:
-            flash(f"Test e-mail not sent ({result.outcome}): {result.detail}", "error")
+            flash(f"Test {word} not sent ({result.outcome}): {result.detail}", "error")
     return redirect(url_for(".settings_edit"))
 
 
@@ -227,6 +236,11 @@ def _settings_data(values: dict, platforms: list[str], models: list[str]) -> dic
                                          "applications")}
     data["link_max_age_hours"] = int(values["link_max_age_hours"])
     data.update({f"mail_{key}": mail.get(key) for key in ("mode", "host", "port", "starttls", "username", "sender")})
+    data["sms_gateway"] = values["sms"].get("gateway", "")
+    for provider, fields in SMS_FIELDS.items():
+        for key, _, secret in [*fields, ("base_url", "", False)]:
+            if not secret:
+                data[sms_field(provider, key)] = values["sms"].get(provider, {}).get(key)
     for platform in platforms:
         for model in models:
             data[download_field(platform, model)] = values["download_urls"].get(f"{platform}/{model}")
@@ -241,6 +255,9 @@ def _settings_changes(form, values: dict, platforms: list[str], models: list[str
         mail["password_encrypted"] = values["mail"]["password_encrypted"]
     downloads = {f"{p}/{m}": form[download_field(p, m)].data for p in platforms for m in models
                  if form[download_field(p, m)].data}
+    sms = {"gateway": form.sms_gateway.data}
+    for provider, fields in SMS_FIELDS.items():
+        sms[provider] = _sms_section(form, provider, fields, values["sms"].get(provider, {}))
     return {
         "public_base_url": form.public_base_url.data.rstrip("/"),
         "link_max_age_hours": form.link_max_age_hours.data,
@@ -249,7 +266,22 @@ def _settings_changes(form, values: dict, platforms: list[str], models: list[str
         "applications": form.applications.data,
         "download_urls": downloads,
         "mail": mail,
+        "sms": sms,
     }
+
+
+def _sms_section(form, provider: str, fields: list, stored: dict) -> dict:
+    """One provider's settings from the form; secrets encrypted, an empty secret keeps the stored one."""
+    section = {}
+    for key, _, secret in [*fields, ("base_url", "", False)]:
+        value = (form[sms_field(provider, key)].data or "").strip()
+        if secret and value:
+            section[f"{key}_encrypted"] = vault.encrypt(value)
+        elif secret and stored.get(f"{key}_encrypted"):
+            section[f"{key}_encrypted"] = stored[f"{key}_encrypted"]
+        elif value and not secret:
+            section[key] = value
+    return section
 
 
 def _save_staff(user, form: StaffForm):
