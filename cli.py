@@ -67,11 +67,14 @@ def worker(once: bool, idle: float, threads: int) -> None:
     app = current_app._get_current_object()
     # Gateways answer slowly; several senders keep them busy. Each claims its own message.
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        for future in [pool.submit(_deliver_loop, app, once, idle) for _ in range(threads)]:
-            future.result()
+        handled = sum(future.result() for future in [pool.submit(_deliver_loop, app, once, idle)
+                                                     for _ in range(threads)])
+    click.echo(f"Handled {handled} message{'s' * (handled != 1)}.")
 
 
-def _deliver_loop(app: Flask, once: bool, idle: float) -> None:
+def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
+    """Claim and send messages until none is due (with --once); return how many were handled."""
+    handled = 0
     with app.app_context():
         while True:
             try:
@@ -80,7 +83,8 @@ def _deliver_loop(app: Flask, once: bool, idle: float) -> None:
                 app.logger.exception("outbox delivery failed; the message's lease lets it be retried")
                 delivered = False
             db.session.remove()  # a fresh session per message: nothing stale between deliveries
+            handled += delivered
             if not delivered:
                 if once:
-                    return
+                    return handled
                 time.sleep(idle)

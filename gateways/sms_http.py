@@ -1,6 +1,7 @@
 """What the SMS gateways share: one timeout, one way to call a provider, one number check."""
 
 import re
+import threading
 from typing import Any
 
 import requests
@@ -26,10 +27,20 @@ class ProviderError(Exception):
         self.result = result
 
 
+_local = threading.local()
+
+
+def session() -> requests.Session:
+    """This thread's HTTP session: connections (and their TLS handshakes) are kept for the next message."""
+    if (current := getattr(_local, "session", None)) is None:
+        current = _local.session = requests.Session()
+    return current
+
+
 def post(provider: str, url: str, **kwargs: Any) -> requests.Response:
     """POST to a provider with the gateways' timeout; no answer at all is always worth another try."""
     try:
-        return requests.post(url, timeout=TIMEOUT_SECONDS, **kwargs)
+        return session().post(url, timeout=TIMEOUT_SECONDS, **kwargs)
     except requests.Timeout as exc:
         # The provider may still have taken the message; the outbox retries and says so in the detail.
         raise ProviderError(Result(Outcome.TRANSIENT, detail=(

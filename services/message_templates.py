@@ -1,5 +1,6 @@
 """Message templates per kind and channel: sandboxed Jinja, a fixed set of placeholders, SMS length."""
 
+import functools
 import math
 
 from jinja2 import StrictUndefined, TemplateError
@@ -46,9 +47,15 @@ def get(kind: MessageKind, channel: Channel) -> tuple[str, str]:
 def render(text: str, context: dict[str, str]) -> str:
     """Render one template in the sandbox; an unknown placeholder or bad syntax raises Invalid."""
     try:
-        return _sandbox.from_string(text).render(context)
+        return _compiled(text).render(context)
     except TemplateError as exc:
         raise Invalid(f"The template does not work: {exc.message or exc}.", field="body") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(text: str):
+    """Compile a template once: the worker renders the same few for every message."""
+    return _sandbox.from_string(text)
 
 
 def preview(subject: str, body: str) -> tuple[str, str]:

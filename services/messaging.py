@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from flask import current_app
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 import gateways
 from extensions import db, vault
@@ -108,7 +109,10 @@ def claim(*, now=None) -> Message | None:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return db.session.get(Message, message_id) if message_id else None
+    if message_id is None:
+        return None
+    # One query for what delivery reads: the message, its account and the account's group.
+    return db.session.get(Message, message_id, options=[joinedload(Message.account).joinedload(Account.group)])
 
 
 def deliver(message: Message) -> Result:

@@ -57,6 +57,7 @@ class FakeProvider:
     """The shared machinery: the server and its thread, what was accepted, the failures to come."""
 
     hang_seconds = 10.0
+    latency = 0.0  # seconds every answer takes, as a provider across the internet would (benchmarks)
 
     def __init__(self) -> None:
         self.accepted: list[dict[str, Any]] = []
@@ -102,6 +103,7 @@ class FakeProvider:
             return None
         if failure == "503":
             return 503, "<html><body><h1>503 Service Unavailable</h1></body></html>"
+        time.sleep(self.latency)
         return self.route(request, failure)
 
     def route(self, request: Request, failure: str | None) -> Answer:
