@@ -10,7 +10,7 @@ from flask_migrate import upgrade
 
 from extensions import db
 from models import Role
-from services import demo, messaging, staff
+from services import demo, jobs, messaging, staff
 from services.errors import ServiceError
 
 
@@ -62,7 +62,7 @@ def seed_demo(accounts: int) -> None:
 @click.option("--idle", default=1.0, show_default=True, help="Seconds to wait when nothing is due.")
 @click.option("--threads", default=4, show_default=True, help="Messages sent at the same time.")
 def worker(once: bool, idle: float, threads: int) -> None:
-    """Deliver queued messages (the outbox); run it beside the web server."""
+    """Deliver queued messages (the outbox) and run background jobs; run it beside the web server."""
     click.echo("Outbox worker started." if not once else "Delivering due messages.")
     app = current_app._get_current_object()
     # Gateways answer slowly; several senders keep them busy. Each claims its own message.
@@ -78,7 +78,7 @@ def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
     with app.app_context():
         while True:
             try:
-                delivered = messaging.run_once()
+                delivered = messaging.run_once() or jobs.run_next()
             except Exception:  # a broken message or a database hiccup must not stop the worker
                 app.logger.exception("outbox delivery failed; the message's lease lets it be retried")
                 delivered = False

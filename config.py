@@ -83,6 +83,8 @@ class Config:
     OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "5"))
     OUTBOX_BACKOFF_SECONDS = int(os.environ.get("OUTBOX_BACKOFF_SECONDS", "30"))
     OUTBOX_LEASE_SECONDS = int(os.environ.get("OUTBOX_LEASE_SECONDS", "120"))
+    # A job renews its lease whenever it reports progress; a worker killed mid-job frees it after this.
+    JOB_LEASE_SECONDS = int(os.environ.get("JOB_LEASE_SECONDS", "300"))
     SEND_RATE_LIMIT = int(os.environ.get("SEND_RATE_LIMIT", "5"))
     SEND_RATE_MINUTES = int(os.environ.get("SEND_RATE_MINUTES", "30"))
 

@@ -7,6 +7,7 @@ from models.device import Device
 from models.enums import (
     AccountType,
     Channel,
+    JobState,
     LicenceState,
     MessageKind,
     MessageStatus,
@@ -16,6 +17,7 @@ from models.enums import (
     Status,
 )
 from models.group import Group, Profile
+from models.job import Job
 from models.message import Message
 from models.setting import Setting
 from models.staff import StaffSession, StaffUser, staff_groups
@@ -28,6 +30,8 @@ __all__ = [
     "Channel",
     "Device",
     "Group",
+    "Job",
+    "JobState",
     "LicenceState",
     "Message",
     "MessageKind",

@@ -108,3 +108,16 @@ class MessageStatus(enum.StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
+
+
+class JobState(enum.StrEnum):
+    """Where a background job (CSV import, bulk action) stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED)
