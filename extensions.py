@@ -65,6 +65,10 @@ mail = Mail()
 vault = Vault()
 
 
+def _lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     """Make SQLite safe for a web server and a worker sharing one file."""
@@ -76,6 +80,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # SQLite's lower() folds ASCII only; search is case-insensitive for every letter, as on PostgreSQL.
+    # Deterministic, so the lower(...) indexes of the search use it (change rows through the app).
+    dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
     # The driver opens a transaction at the first write only; IMMEDIATE takes the write
     # lock at that moment, so two writers queue on busy_timeout instead of deadlocking.
     dbapi_connection.isolation_level = "IMMEDIATE"

@@ -28,6 +28,7 @@ from models import (
 )
 from services import audit
 from services.errors import Conflict, Invalid, NotFound
+from services.search import condition as search_condition
 from services.staff import check_password_strength
 
 # Fields a CSR may change after creation (numbers' uniqueness rules still apply).
@@ -62,24 +63,31 @@ def get_visible(account_id: int, user: StaffUser) -> Account:
     return account
 
 
-def list_page(
-    user: StaffUser, *, group_id: int | None = None, status: Status | None = None,
-    before: int | None = None, page_size: int = 50, online_since: datetime | None = None,
-) -> Page:
-    """Return newest-first accounts, one page at a time, without OFFSET."""
-    query = scoped(select(Account), user).order_by(Account.id.desc()).limit(page_size + 1)
-    if group_id:
-        query = query.where(Account.group_id == group_id)
-    if status:
-        query = query.where(Account.status == status)
+def list_page(user: StaffUser, *, before: int | None = None, page_size: int = 50, **filters: Any) -> Page:
+    """Return newest-first accounts, one page at a time, without OFFSET (filters: see `filtered`)."""
+    query = filtered(select(Account), user, **filters).order_by(Account.id.desc()).limit(page_size + 1)
     if before:
         query = query.where(Account.id < before)
-    if online_since:
-        query = query.where(Account.devices.any(Device.last_seen >= online_since))
     items = list(db.session.scalars(query))
     more = len(items) > page_size
     items = items[:page_size]
     return Page(items, items[-1].id if more else None)
+
+
+def filtered(query: Select, user: StaffUser, *, search: str = "", group_id: int | None = None,
+             status: Status | None = None, online_since: datetime | None = None) -> Select:
+    """The account list's filters on any account query: a Lucene `search` (services.search; a wrong one
+    raises QueryError), a group, a status, devices seen since a moment; always scoped to the user."""
+    query = scoped(query, user)
+    if search:
+        query = query.where(search_condition(search))
+    if group_id:
+        query = query.where(Account.group_id == group_id)
+    if status:
+        query = query.where(Account.status == status)
+    if online_since:
+        query = query.where(Account.devices.any(Device.last_seen >= online_since))
+    return query
 
 
 def new_username() -> str:

@@ -18,8 +18,9 @@ from services.errors import Invalid, NotFound, Throttled
 log = logging.getLogger(__name__)
 
 def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: StaffUser,
-          idempotency_key: str | None = None) -> Message:
-    """Queue a message with a new link (older links die) in the same transaction."""
+          idempotency_key: str | None = None, audited: bool = True) -> Message:
+    """Queue a message with a new link (older links die) in the same transaction. A bulk send passes
+    `audited=False`: its one audit row names the whole batch."""
     if idempotency_key and (existing := _by_key(idempotency_key)) is not None:
         return existing
     if account.staff_disabled:
@@ -32,7 +33,8 @@ def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: Staff
                       link_version=account.link_version, idempotency_key=idempotency_key,
                       requested_by=actor.username)
     db.session.add(message)
-    audit.record(actor, "message.queue", account, kind=str(kind), channel=str(channel))
+    if audited:
+        audit.record(actor, "message.queue", account, kind=str(kind), channel=str(channel))
     try:
         db.session.commit()
     except IntegrityError:  # the same key won a race: the first request's message stands

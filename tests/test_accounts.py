@@ -801,7 +801,9 @@ def test_account_pages_require_sign_in(client, make_account):
 def test_list_shows_every_column_of_an_account(csr, make_account):
     make_account(username="listed", owner="Bruno Keller", callerid="+41791230077")
     html = csr.get("/accounts").get_data(as_text=True)
-    row = re.search(r"<tr>\s*<td><a[^>]*>listed</a></td>(.*?)</tr>", html, re.S).group(1)
+    # After the selection checkbox a CSR has for bulk actions:
+    row = re.search(r"<tr>\s*<td><input [^>]*value=\"\d+\"[^>]*></td>\s*<td><a[^>]*>listed</a></td>(.*?)</tr>",
+                    html, re.S).group(1)
     cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
     assert cells[:6] == ["Bruno Keller", "+41791230077", "PGSM", "Group A", "Yes", "Created"]
     assert re.fullmatch(rf"{utcnow():%Y-%m-%d} \d\d:\d\d", cells[6])
@@ -810,7 +812,7 @@ def test_list_shows_every_column_of_an_account(csr, make_account):
 def test_list_shows_a_wizard_account_as_not_enabled(csr, make_account):
     make_account(wizard=True, username="waiting")
     html = csr.get("/accounts").get_data(as_text=True)
-    row = re.search(r"<tr>\s*<td><a[^>]*>waiting</a></td>(.*?)</tr>", html, re.S).group(1)
+    row = re.search(r"<td><a[^>]*>waiting</a></td>(.*?)</tr>", html, re.S).group(1)
     assert '<span class="no">No</span>' in row
 
 

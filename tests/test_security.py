@@ -16,7 +16,7 @@ from werkzeug.routing import AnyConverter
 from app import create_app
 from extensions import db
 from models import Account, Channel, MessageKind, Profile
-from services import groups, links, messaging, staff
+from services import bulk, groups, links, messaging, staff
 
 NEW_PASSWORD = "a brand new passphrase 42"
 SIP_PASSWORD = "Sip-Secret-Zebra-4711"
@@ -53,8 +53,8 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 @pytest.fixture
 def real_ids(app, make_account, group, other_group, admin_id, csr_id) -> dict[str, int | str]:
-    """Values of real objects for every URL parameter: an account, a message it was sent and a
-    live secure link to it, a desk phone's MAC, an empty group and an unused profile (so
+    """Values of real objects for every URL parameter: an account, a message it was sent, a bulk job
+    and a live secure link to it, a desk phone's MAC, an empty group and an unused profile (so
     deletes would succeed), a staff user other than the admin."""
     account_id = make_account()
     make_account(account_type="snom", mac_address="000413922D24", security_model=None,
@@ -66,9 +66,10 @@ def real_ids(app, make_account, group, other_group, admin_id, csr_id) -> dict[st
         account = db.session.get(Account, account_id)
         message = messaging.queue(account, MessageKind.LINK, Channel.EMAIL, actor=staff.get(admin_id))
         token = links.make_token(account_id, account.link_version)
+        job = bulk.start(staff.get(admin_id), "enable", [account_id])
         values = {"account_id": account_id, "message_id": message.id, "group_id": other_group,
                   "profile_id": spare.id, "staff_id": csr_id, "token": token,
-                  "username": account.username, "mac": "000413922D24"}
+                  "username": account.username, "mac": "000413922D24", "job_id": job.id}
     return values
 
 

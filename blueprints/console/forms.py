@@ -7,9 +7,12 @@ from wtforms import (
     BooleanField,
     DateField,
     HiddenField,
+    IntegerField,
     PasswordField,
     RadioField,
+    SearchField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
@@ -17,6 +20,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, V
 
 from blueprints.fields import MacField, PhoneField, RuleListField
 from models import AccountType, Channel, MessageKind, MessageStatus, Status
+from services import bulk
 
 SERVICE_FIELDS = ("username", "password", "callerid", "secondary_callerid", "owner", "email",
                   "description", "account_type", "security_model", "obfuscation", "obfuscation_key",
@@ -102,6 +106,7 @@ class FilterForm(FlaskForm):
     class Meta:
         csrf = False
 
+    q = SearchField("Search", description='Lucene syntax, e.g. owner:meier AND status:activated')
     group = SelectField("Group", coerce=int, default=0)
     status = SelectField("Status", choices=[("", "Any status")] + [(s.value, s.label()) for s in Status],
                          default="")
@@ -125,6 +130,21 @@ class SendForm(FlaskForm):
     def channel_value(self) -> Channel:
         """Provisioning messages always travel by e-mail."""
         return Channel.EMAIL if self.kind.data == MessageKind.PROVISIONING.value else Channel(self.channel.data)
+
+
+class BulkForm(FlaskForm):
+    """A bulk action over the ticked accounts or the whole search; posted twice: review, then confirm."""
+
+    action = SelectField("Action", choices=[(action, bulk.describe(action)) for action in sorted(bulk.ACTIONS)])
+    scope = RadioField("Apply to", choices=[("selected", "Ticked accounts"), ("all", "Every account of this search")],
+                       default="selected")
+    ids = SelectMultipleField(coerce=int, validate_choice=False)
+    q = HiddenField(validators=[Optional(), Length(max=2000)])
+    group = HiddenField()
+    status = HiddenField()
+    registered = HiddenField()
+    count = IntegerField(validators=[Optional()])  # what the CSR saw on the review page
+    confirmed = HiddenField()
 
 
 class MessageFilterForm(FlaskForm):

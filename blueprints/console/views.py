@@ -6,9 +6,11 @@ from functools import partial
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 
 from blueprints.console.forms import (
     AccountForm,
+    BulkForm,
     EditForm,
     FilterForm,
     MessageFilterForm,
@@ -18,8 +20,9 @@ from blueprints.console.forms import (
 from blueprints.forms_util import show_error
 from extensions import login_manager
 from models import Channel, MessageKind, MessageStatus, Status, utcnow
-from services import accounts, audit, devices, groups, messaging, settings
+from services import accounts, audit, bulk, devices, groups, jobs, messaging, settings
 from services.errors import ServiceError
+from services.search import QueryError
 
 bp = Blueprint("console", __name__)
 
@@ -80,19 +83,54 @@ def message_list():
 
 @bp.route("/accounts")
 def account_list():
-    """List accounts newest first, filtered by group and status, one keyset page at a time."""
+    """List accounts newest first, filtered by a Lucene search, group and status, one keyset page at a time."""
     form = FilterForm(request.args)
     form.group.choices = [(0, "All groups")] + [(g.id, g.name) for g in groups.visible_groups(current_user)]
     form.validate()
-    page = accounts.list_page(
-        current_user,
-        group_id=form.group.data if not form.group.errors else None,
-        status=Status(form.status.data) if form.status.data and not form.status.errors else None,
-        before=request.args.get("before", type=int),
-        page_size=current_app.config["PAGE_SIZE"],
-        online_since=devices.online_since(settings.get("keepalive_interval")) if form.registered.data else None,
-    )
-    return render_template("console/accounts/list.html", form=form, page=page)
+    bulk_form = BulkForm(formdata=None, q=form.q.data, group=form.group.data or "", status=form.status.data,
+                         registered="1" if form.registered.data else "")
+    try:
+        page = accounts.list_page(current_user, before=request.args.get("before", type=int),
+                                  page_size=current_app.config["PAGE_SIZE"], **_filters(form))
+    except QueryError as exc:
+        form.q.errors = [exc.message]
+        return render_template("console/accounts/list.html", form=form, page=None, bulk_form=bulk_form), 400
+    return render_template("console/accounts/list.html", form=form, page=page, bulk_form=bulk_form)
+
+
+@bp.route("/accounts/bulk", methods=["POST"])
+def bulk_review():
+    """Review a bulk action (how many accounts, what), then start it once the CSR confirms that count."""
+    form = BulkForm()
+    filters = FilterForm(MultiDict({"q": form.q.data, "group": form.group.data, "status": form.status.data,
+                                    "registered": form.registered.data}))
+    filters.group.choices = [(0, "")] + [(g.id, "") for g in groups.visible_groups(current_user)]
+    filters.validate()
+    back = url_for(".account_list", **{key: value for key, value in filters.data.items() if value})
+    if not form.validate_on_submit():
+        flash("Choose an action and which accounts it applies to.", "error")
+        return redirect(back)
+    try:
+        ids = bulk.matching_ids(current_user, selected=form.ids.data if form.scope.data == "selected" else None,
+                                **_filters(filters))
+        if form.confirmed.data and form.count.data == len(ids):
+            job = bulk.start(current_user, form.action.data, ids)
+            return redirect(url_for(".bulk_progress", job_id=job.id))
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(back)
+    changed = bool(form.confirmed.data)  # confirmed, but the search now matches another number of accounts
+    form.count.data = len(ids)
+    return render_template("console/accounts/bulk_review.html", form=form, count=len(ids), changed=changed,
+                           description=bulk.describe(form.action.data), back=back)
+
+
+@bp.route("/accounts/bulk/<int:job_id>")
+def bulk_progress(job_id: int):
+    """Follow a bulk action: a progress bar that refreshes itself until the job is done."""
+    job = jobs.get_visible(job_id, current_user, kind="bulk")
+    return render_template("console/accounts/bulk_progress.html", job=job,
+                           description=bulk.describe(job.payload["action"]))
 
 
 @bp.route("/clients")
@@ -197,6 +235,16 @@ def account_action(account_id: int, action: str):
     result = function(account, actor=current_user)
     flash(message.format(username=account.username, result=result), "success")
     return redirect(url_for(".account_detail", account_id=account.id))
+
+
+def _filters(form: FilterForm) -> dict:
+    """The account list's filters, as accounts.filtered takes them."""
+    return {
+        "search": form.q.data or "",
+        "group_id": form.group.data if not form.group.errors else None,
+        "status": Status(form.status.data) if form.status.data and not form.status.errors else None,
+        "online_since": devices.online_since(settings.get("keepalive_interval")) if form.registered.data else None,
+    }
 
 
 def _create(form: AccountForm, *, wizard: bool):

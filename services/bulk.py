@@ -1,0 +1,104 @@
+"""Bulk actions over a search result or a selection: send a message, enable, disable. The accounts are
+fixed when the CSR confirms; the worker runs the job in chunks; one audit row names the whole batch."""
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select, update
+
+from extensions import db
+from models import Account, Channel, Job, MessageKind, StaffUser
+from services import accounts, audit, jobs, messaging
+from services.errors import Invalid, ServiceError
+
+CHUNK = 500
+SENDS = {f"send-{kind.value}-{channel.value}": (kind, channel)
+         for kind in (MessageKind.LINK, MessageKind.INSTALL, MessageKind.ACTIVATION) for channel in Channel}
+ACTIONS = {"enable", "disable", *SENDS}
+
+
+def describe(action: str) -> str:
+    """The action in words, for the confirmation and progress pages."""
+    if action in SENDS:
+        kind, channel = SENDS[action]
+        words = {MessageKind.LINK: "secure link", MessageKind.INSTALL: "installation message",
+                 MessageKind.ACTIVATION: "activation message"}[kind]
+        return f"Send the {words} by {'SMS' if channel is Channel.SMS else 'e-mail'}"
+    return action.capitalize()
+
+
+def matching_ids(user: StaffUser, *, selected: list[int] | None = None, **filters: Any) -> list[int]:
+    """The ids a bulk action will touch: the ticked ones, or the whole search result, as the user sees it."""
+    query = accounts.filtered(select(Account.id), user, **({} if selected is not None else filters))
+    if selected is not None:
+        query = query.where(Account.id.in_(selected))
+    return list(db.session.scalars(query.order_by(Account.id)))
+
+
+def start(user: StaffUser, action: str, ids: list[int]) -> Job:
+    """Queue the bulk job and its one audit row together."""
+    if action not in ACTIONS:
+        raise Invalid("Choose one of the bulk actions.", field="action")
+    if not ids:
+        raise Invalid("No account is selected: tick some, or choose every account of the search.")
+    job = Job(kind="bulk", payload={"action": action, "ids": ids}, total=len(ids), staff_id=user.id,
+              phase=describe(action))
+    db.session.add(job)
+    audit.record(user, f"bulk.{action}", count=len(ids))
+    db.session.commit()
+    return job
+
+
+@jobs.handler("bulk")
+def run(job: Job) -> dict[str, Any]:
+    """Apply the action chunk by chunk; each chunk commits, so a restarted job repeats nothing twice
+    (sends carry one idempotency key per job and account)."""
+    action, ids = job.payload["action"], job.payload["ids"]
+    actor = db.session.get(StaffUser, job.staff_id) if job.staff_id else None
+    if actor is None or not actor.active or not actor.can_write:
+        raise ServiceError("The staff user who started this job may no longer change accounts.")
+    skipped: Counter[str] = Counter()
+    changed = 0
+    for start_at in range(0, len(ids), CHUNK):
+        chunk = ids[start_at:start_at + CHUNK]
+        if action in SENDS:
+            sent, reasons = _send(job, actor, chunk, *SENDS[action])
+            changed += sent
+            skipped.update(reasons)
+        else:
+            changed += _set_enabled(actor, chunk, enabled=action == "enable")
+        jobs.progress(job, min(start_at + CHUNK, len(ids)))
+    gone = len(ids) - changed - sum(skipped.values())
+    if gone:
+        skipped["deleted or moved out of your groups since"] += gone
+    return {"changed": changed, "skipped": dict(skipped.most_common(10))}
+
+
+def _send(job: Job, actor: StaffUser, ids: list[int], kind: MessageKind, channel: Channel) -> tuple[int, Counter]:
+    sent, reasons = 0, Counter()
+    for account in db.session.scalars(accounts.scoped(select(Account).where(Account.id.in_(ids)), actor)):
+        try:
+            messaging.queue(account, kind, channel, actor=actor, idempotency_key=f"bulk-{job.id}-{account.id}",
+                            audited=False)
+            sent += 1
+        except ServiceError as exc:
+            db.session.rollback()
+            reasons[_reason(exc.message, account.username)] += 1
+    return sent, reasons
+
+
+def _set_enabled(actor: StaffUser, ids: list[int], *, enabled: bool) -> int:
+    """One UPDATE per chunk, with the effect of accounts.set_enabled on each account."""
+    values: dict[str, Any] = {"enabled": enabled, "staff_disabled": not enabled}
+    if not enabled:
+        values["link_version"] = Account.link_version + 1  # every link sent so far dies
+    visible = accounts.scoped(select(Account.id).where(Account.id.in_(ids)), actor)
+    result = db.session.execute(update(Account).where(Account.id.in_(visible.scalar_subquery()))
+                                .values(**values).execution_options(synchronize_session=False))
+    db.session.commit()
+    return result.rowcount
+
+
+def _reason(message: str, username: str) -> str:
+    """A skip reason without the account's name, so equal reasons count together."""
+    return message.replace(username, "the account")

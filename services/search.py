@@ -1,0 +1,269 @@
+"""Account search in Apache Lucene query syntax: parsed by luqum, translated to SQLAlchemy expressions.
+
+Field rules (the console's help panel says the same):
+- `owner`, `description`: a term or phrase matches anywhere in the text (`owner:meier` finds "Anna Meier").
+- `username`, `callerid`, `email`: a term matches the whole value (`username:48213377`); a callerid term
+  without its + matches too. Wildcards (`*` any run, `?` one character) match whole values
+  (`callerid:+4179*`, `email:*@acme.ch`).
+- A bare term searches all five. `status:`, `type:`, `enabled:`, `group:` take their values (wildcards
+  allowed); `created:` and `changed:` (last status change) take dates, ranges and `>`/`<`.
+- AND, OR, NOT, `+`, `-` and grouping as in Lucene; terms side by side are OR unless one carries `+`.
+Everything is case-insensitive; `%`, `_`, quotes and backslashes are plain characters.
+"""
+
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, time, timedelta
+from fnmatch import fnmatchcase
+
+from luqum import tree
+from luqum.exceptions import IllegalCharacterError, ParseError
+from luqum.parser import parser
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, true
+
+from extensions import db
+from models import Account, AccountType, Group, Status
+from services.errors import Invalid
+
+MAX_LENGTH = 512
+MAX_DEPTH = 16
+TEXT_FIELDS = {"owner": Account.owner, "description": Account.description}
+KEYWORD_FIELDS = {"username": Account.username, "callerid": Account.callerid, "email": Account.email}
+DEFAULT_FIELDS = ("owner", "username", "callerid", "email", "description")
+DATE_FIELDS = {"created": Account.created_at, "changed": Account.status_changed_at}
+CHOICE_FIELDS = {"status": [status.value for status in Status], "type": [kind.value for kind in AccountType],
+                 "enabled": ["true", "false", "yes", "no"]}
+FIELDS = sorted([*DEFAULT_FIELDS, *DATE_FIELDS, *CHOICE_FIELDS, "group"])
+_parse_lock = threading.Lock()  # luqum's PLY parser keeps state between calls: one at a time
+_STAR, _ONE = object(), object()  # wildcard tokens in a pattern
+
+
+class QueryError(Invalid):
+    """The query cannot be run; the message says why in words a CSR understands."""
+
+
+def condition(query: str) -> ColumnElement[bool]:
+    """Translate a Lucene query into one SQLAlchemy condition on Account; raise QueryError if it is wrong."""
+    query = query.strip()
+    if len(query) > MAX_LENGTH:
+        raise QueryError(f"The search is {len(query)} characters long; at most {MAX_LENGTH} are allowed.")
+    if not query:
+        return true()
+    try:
+        with _parse_lock:
+            node = parser.parse(query)
+    except (ParseError, IllegalCharacterError, ValueError, TypeError) as exc:
+        raise QueryError(f"The search could not be read: {_reason(exc)}. Check quotes, brackets and "
+                         "AND/OR/NOT, or put the text in quotes.") from None
+    if (depth := _depth(node)) > MAX_DEPTH:
+        raise QueryError(f"The search nests {depth} levels deep; at most {MAX_DEPTH} are allowed.")
+    return _Translator().visit(node, None)
+
+
+class _Translator:
+    def visit(self, node: tree.Item, field: str | None) -> ColumnElement[bool]:
+        method: Callable | None = getattr(self, f"_{type(node).__name__}", None)
+        if method is None:
+            raise QueryError(f"{_syntax_name(node)} is not supported in this search.")
+        return method(node, field)
+
+    # -- structure ---------------------------------------------------------------------------
+    def _SearchField(self, node: tree.SearchField, field: str | None) -> ColumnElement[bool]:
+        name = node.name.lower()
+        if field is not None:
+            raise QueryError(f"'{node.name}:' cannot be used inside '{field}:'.")
+        if name not in FIELDS:
+            raise QueryError(f"Unknown field '{node.name}'. Fields: {', '.join(FIELDS)}.")
+        return self.visit(node.expr, name)
+
+    def _Group(self, node, field):
+        return self.visit(node.expr, field)
+
+    _FieldGroup = _Group
+    _Boost = _Group  # a boost orders Lucene's results; here every match counts the same
+
+    def _AndOperation(self, node, field):
+        return and_(*(self._clause(child, field) for child in node.children))
+
+    def _OrOperation(self, node, field):
+        return or_(*(self._clause(child, field) for child in node.children))
+
+    def _UnknownOperation(self, node, field):
+        """Terms side by side: `+` ones must match, `-` ones must not, the others are OR'd (Lucene's default)."""
+        required = [self.visit(c.a, field) for c in node.children if isinstance(c, tree.Plus)]
+        prohibited = [self.visit(c.a, field) for c in node.children if isinstance(c, tree.Prohibit)]
+        optional = [self.visit(c, field) for c in node.children if not isinstance(c, tree.Plus | tree.Prohibit)]
+        parts = [*required, *(not_(p) for p in prohibited)]
+        if optional and not required:
+            parts.append(or_(*optional))
+        return and_(*parts)
+
+    _BoolOperation = _UnknownOperation
+
+    def _clause(self, node, field):
+        if isinstance(node, tree.Prohibit):
+            return not_(self.visit(node.a, field))
+        if isinstance(node, tree.Plus):
+            return self.visit(node.a, field)
+        return self.visit(node, field)
+
+    def _Not(self, node, field):
+        return not_(self.visit(node.a, field))
+
+    _Prohibit = _Not
+
+    def _Plus(self, node, field):
+        if field == "callerid" and isinstance(node.a, tree.Word):  # `callerid:+41…` is a number, not "must"
+            return self._Word(tree.Word("+" + node.a.value), field)
+        return self.visit(node.a, field)
+
+    # -- values ------------------------------------------------------------------------------
+    def _Word(self, node: tree.Word, field: str | None) -> ColumnElement[bool]:
+        return self._match(_pattern(node.value, wildcards=True), field)
+
+    def _Phrase(self, node: tree.Phrase, field: str | None) -> ColumnElement[bool]:
+        return self._match(_pattern(node.value[1:-1], wildcards=False), field)
+
+    def _Range(self, node: tree.Range, field):
+        column = self._date_column(field, "Ranges")
+        parts = []
+        if not _is_star(node.low):
+            low = _date_bound(node.low.value, end=not node.include_low)
+            parts.append(column >= low)
+        if not _is_star(node.high):
+            high = _date_bound(node.high.value, end=node.include_high)
+            parts.append(column < high)
+        return and_(*parts)
+
+    def _From(self, node, field):
+        column = self._date_column(field, "'>' and '>='")
+        return column >= _date_bound(node.a.value, end=not node.include)
+
+    def _To(self, node, field):
+        column = self._date_column(field, "'<' and '<='")
+        return column < _date_bound(node.a.value, end=node.include)
+
+    def _match(self, pattern: list, field: str | None) -> ColumnElement[bool]:
+        if field is None:
+            return or_(*(self._match(pattern, name) for name in DEFAULT_FIELDS))
+        if field in TEXT_FIELDS:
+            return _like(TEXT_FIELDS[field], [_STAR, *pattern, _STAR])
+        if field in KEYWORD_FIELDS:
+            column = KEYWORD_FIELDS[field]
+            match = _keyword(column, pattern)
+            if field == "callerid" and pattern and isinstance(pattern[0], str) and pattern[0][:1].isdigit():
+                match = or_(match, _keyword(column, ["+", *pattern]))
+            return match
+        if field in DATE_FIELDS:
+            if any(not isinstance(part, str) for part in pattern):
+                raise QueryError(f"'{field}:' takes a date such as 2026-11-23, not a wildcard.")
+            day, column = "".join(pattern), DATE_FIELDS[field]
+            return and_(column >= _date_bound(day, end=False), column < _date_bound(day, end=True))
+        if field == "group":
+            names = select(Group.id).where(_like(Group.name, pattern))
+            return Account.group_id.in_(names)
+        return _choice(field, pattern)
+
+    def _date_column(self, field: str | None, what: str):
+        if field not in DATE_FIELDS:
+            raise QueryError(f"{what} work on dates only: created:[2026-01-01 TO 2026-01-31] or changed:>2026-11-01.")
+        return DATE_FIELDS[field]
+
+
+# -- patterns -------------------------------------------------------------------------------------
+
+def _pattern(text: str, *, wildcards: bool) -> list:
+    """Split Lucene text into literal strings and wildcard tokens; a backslash makes the next character plain."""
+    parts: list = []
+    chars = iter(text)
+    for char in chars:
+        if char == "\\":
+            char = next(chars, "\\")
+        elif wildcards and char in "*?":
+            parts.append(_STAR if char == "*" else _ONE)
+            continue
+        if parts and isinstance(parts[-1], str):
+            parts[-1] += char
+        else:
+            parts.append(char)
+    return parts
+
+
+def _like_text(pattern: Iterable) -> str:
+    out = []
+    for part in pattern:
+        if part is _STAR:
+            out.append("%")
+        elif part is _ONE:
+            out.append("_")
+        else:
+            out.append(part.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
+    return "".join(out)
+
+
+def _like(column, pattern: list) -> ColumnElement[bool]:
+    return func.lower(column).like(_like_text(pattern), escape="\\")
+
+
+def _keyword(column, pattern: list) -> ColumnElement[bool]:
+    """Whole-value match: equality, a prefix range (both use the lower() index), or LIKE."""
+    if all(isinstance(part, str) for part in pattern):
+        return func.lower(column) == "".join(pattern).lower()
+    if len(pattern) == 2 and isinstance(pattern[0], str) and pattern[1] is _STAR and _binary_order():
+        prefix = pattern[0].lower()  # SQLite compares bytes: a range the index answers, same as LIKE 'prefix%'
+        return and_(func.lower(column) >= prefix, func.lower(column) < prefix + "\U0010ffff")
+    return _like(column, pattern)  # PostgreSQL answers LIKE 'prefix%' from its text_pattern_ops index
+
+
+def _binary_order() -> bool:
+    return db.engine.dialect.name == "sqlite"
+
+
+def _choice(field: str, pattern: list) -> ColumnElement[bool]:
+    glob = "".join("*" if part is _STAR else "?" if part is _ONE else _glob_escape(part.lower()) for part in pattern)
+    values = [value for value in CHOICE_FIELDS[field] if fnmatchcase(value, glob)]
+    if not values:
+        raise QueryError(f"'{field}:' takes one of: {', '.join(CHOICE_FIELDS[field])}.")
+    if field == "enabled":
+        wanted = {value in ("true", "yes") for value in values}
+        return true() if len(wanted) == 2 else Account.enabled.is_(wanted.pop())
+    column = Account.status if field == "status" else Account.account_type
+    enum = Status if field == "status" else AccountType
+    return column.in_([enum(value) for value in values])
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{char}]" if char in "*?[]" else char for char in text)
+
+
+def _date_bound(text: str, *, end: bool) -> datetime:
+    """The start of a date (or datetime); `end` gives the moment after it (the next day for a date)."""
+    try:
+        if len(text) == 10:
+            start = datetime.combine(datetime.strptime(text, "%Y-%m-%d").date(), time(), tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"'{text}' is not a date: write 2026-11-23 or 2026-11-23T14:30.") from None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment + timedelta(microseconds=1) if end else moment
+
+
+def _is_star(node: tree.Item) -> bool:
+    return isinstance(node, tree.Word) and node.value == "*"
+
+
+def _depth(node: tree.Item) -> int:
+    """How deeply the query nests: brackets and NOT each add a level."""
+    nested = isinstance(node, tree.BaseGroup | tree.Not)
+    return nested + max((_depth(child) for child in node.children), default=0)
+
+
+def _syntax_name(node: tree.Item) -> str:
+    return {"Fuzzy": "Fuzzy search (~)", "Proximity": "Proximity search (\"…\"~n)",
+            "Regex": "A regular expression (/…/)"}.get(type(node).__name__, type(node).__name__)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).split(" : ", 1)[-1].strip().rstrip(".!")
+    return text[:160] or "unexpected syntax"
