@@ -1,0 +1,150 @@
+"""Bulk actions from the account list: tick accounts or take the whole search, review the count, confirm,
+follow the progress; the worker applies it, with one audit row for the batch."""
+
+import html
+import re
+
+from sqlalchemy import func, select
+from webtools import flashes, page_text
+
+from extensions import db
+from models import Account, AuditEvent, Job, JobState, Message, MessageStatus
+from services import jobs
+
+
+def review(browser, action: str, *, ids=(), scope: str = "selected", q: str = "", **extra):
+    return browser.post("/accounts/bulk", {"action": action, "scope": scope, "ids": [str(i) for i in ids],
+                                           "q": q, "group": "", "status": "", "registered": "", **extra})
+
+
+def confirm(browser, action: str, count: int, **kwargs):
+    return review(browser, action, count=str(count), confirmed="1", **kwargs)
+
+
+def visible(response) -> str:
+    """The page's text as a person reads it: no tags, single spaces."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page_text(response))).split())
+
+
+def run_worker(app) -> None:
+    result = app.test_cli_runner().invoke(args=["worker", "--once", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+
+
+def account(app, account_id: int) -> Account:
+    with app.app_context():
+        row = db.session.get(Account, account_id)
+        db.session.expunge(row)
+        return row
+
+
+def audit_actions(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+def test_ticked_accounts_are_disabled_after_review_confirm_and_the_worker(app, csr, make_account):
+    first, second, untouched = make_account(), make_account(), make_account()
+    before = account(app, first).link_version
+
+    page = review(csr, "disable", ids=[first, second])
+    assert page.status_code == 200
+    text = visible(page)
+    assert "Disable — 2 accounts" in text and "Disable to 2 accounts" in text
+
+    started = confirm(csr, "disable", 2, ids=[first, second])
+    assert started.status_code == 302
+    progress_url = started.headers["Location"]
+    running = csr.get(progress_url)
+    assert '<meta http-equiv="refresh"' in page_text(running) and "0 of 2 done" in page_text(running)
+
+    run_worker(app)
+
+    assert not account(app, first).enabled and not account(app, second).enabled
+    assert account(app, first).link_version == before + 1  # links sent so far die, as for one account
+    assert account(app, untouched).enabled
+    done = page_text(csr.get(progress_url))
+    assert "Done: 2 accounts changed." in done and 'http-equiv="refresh"' not in done
+    assert [a for a in audit_actions(app) if a.startswith(("bulk.", "account."))].count("bulk.disable") == 1
+    assert "account.disable" not in audit_actions(app)
+
+
+def test_send_to_every_account_of_a_search_queues_one_message_each_and_reports_skips(
+        app, csr, mail_settings, make_account):
+    with_mail = [make_account(owner="Bulk Person", email=f"bulk{n}@example.com") for n in range(3)]
+    without_mail = make_account(owner="Bulk Person", email="")
+    make_account(owner="Someone Else")
+
+    page = review(csr, "send-link-email", scope="all", q="owner:\"bulk person\"")
+    assert "Send the secure link by e-mail — 4 accounts" in visible(page)
+    progress_url = confirm(csr, "send-link-email", 4, scope="all", q="owner:\"bulk person\"").headers["Location"]
+    run_worker(app)  # runs the job, then delivers what it queued
+
+    with app.app_context():
+        messages = list(db.session.scalars(select(Message)))
+        assert sorted(m.account_id for m in messages) == sorted(with_mail)
+        assert {m.status for m in messages} == {MessageStatus.SENT}
+    assert len(mail_settings.inbox.messages) == 3
+    done = visible(csr.get(progress_url))
+    assert "Done: 3 accounts changed." in done
+    assert "has no e-mail address" in done and without_mail  # the skip reason, counted
+    assert audit_actions(app).count("bulk.send-link-email") == 1
+    assert "message.queue" not in audit_actions(app)
+
+
+def test_a_restarted_bulk_send_sends_nothing_twice(app, csr, mail_settings, make_account):
+    ids = [make_account(email=f"again{n}@example.com") for n in range(2)]
+    confirm(csr, "send-install-email", 2, ids=ids)
+    with app.app_context():
+        job = db.session.scalar(select(Job))
+        jobs.HANDLERS["bulk"](job)  # a worker did the work, then died before marking the job done
+        job.state, job.lease_until = JobState.QUEUED, None
+        db.session.commit()
+        assert jobs.run_next()
+        assert db.session.scalar(select(func.count(Message.id))) == 2
+
+
+def test_confirming_a_count_that_changed_asks_again_and_starts_nothing(app, csr, make_account):
+    make_account(owner="Growing")
+    make_account(owner="Growing")
+    response = confirm(csr, "enable", 1, scope="all", q="owner:growing")  # the CSR saw 1, now there are 2
+
+    assert response.status_code == 200
+    assert "now applies to 2 accounts. Confirm again." in visible(response)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Job.id))) == 0
+
+
+def test_another_groups_accounts_cannot_be_ticked_by_a_csr(app, csr, make_account, other_group):
+    theirs = make_account(group_id=other_group)
+    response = confirm(csr, "disable", 1, ids=[theirs])
+
+    assert response.status_code == 200
+    assert "No account is selected" in page_text(response)
+    assert account(app, theirs).enabled
+
+
+def test_a_wrong_search_in_a_bulk_action_is_explained_and_starts_nothing(app, csr, make_account):
+    make_account()
+    response = review(csr, "enable", scope="all", q="owner:(unclosed")
+
+    assert response.status_code == 302
+    back = csr.get(response.headers["Location"])  # the list, with the search kept and the reason shown
+    assert any("could not be read" in message for _, message in flashes(back))
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Job.id))) == 0
+
+
+def test_a_viewer_cannot_start_a_bulk_action(app, viewer, make_account):
+    account_id = make_account()
+    assert review(viewer, "disable", ids=[account_id]).status_code == 403
+    assert confirm(viewer, "disable", 1, ids=[account_id]).status_code == 403
+    assert account(app, account_id).enabled
+
+
+def test_a_csr_cannot_follow_another_staff_users_job(app, admin, csr, make_account):
+    account_id = make_account()
+    location = confirm(admin, "disable", 1, ids=[account_id]).headers["Location"]
+    assert re.fullmatch(r"/accounts/bulk/\d+", location)
+    assert csr.get(location).status_code == 404
+    assert admin.get(location).status_code == 200

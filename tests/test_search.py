@@ -1,0 +1,296 @@
+"""Account search in Lucene syntax, as a CSR types it in the account list: fields, wildcards, booleans,
+dates, literal special characters, clear errors, group scoping, and a property test against a
+plain-Python reference filter."""
+
+import html
+import re
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select, update
+from webtools import page_text
+
+from extensions import db, vault
+from models import Account, AccountType, Group, Status, StatusEvent
+from services import accounts, search, staff
+
+LISTED = re.compile(r'<td><a href="/accounts/\d+">([^<]+)</a></td>')
+
+
+def found(browser, query: str, **filters) -> list[str]:
+    """Usernames the account list shows for a search, sorted."""
+    response = browser.get("/accounts?" + urlencode({"q": query, **filters}))
+    assert response.status_code == 200, page_text(response)
+    return sorted(LISTED.findall(response.get_data(as_text=True)))
+
+
+@pytest.fixture
+def people(make_account, other_group):
+    """A few accounts with the values the examples below search for."""
+    make_account(username="48213377", owner="Anna Meier", email="anna@acme.ch", callerid="+41791234567",
+                 description="VIP, 50% discount")
+    make_account(username="48219999", owner="Jörg Müller", email="joerg@acme.ch", callerid="+41791230002",
+                 description="desk_phone \"blue\" C:\\temp")
+    make_account(username="51000001", owner="Meieri Bank", email="ops@bank.example", callerid="+41441230003",
+                 wizard=True)
+    make_account(username="snom0001", owner="Front desk", email="", callerid="+41441230004", account_type="snom",
+                 mac_address="000413922D24", security_model=None, obfuscation=False, obfuscation_key="",
+                 group_id=other_group)
+
+
+# -- what each kind of query finds ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("meier", ["48213377", "51000001"]),                       # owner contains, any case
+    ("owner:\"anna meier\"", ["48213377"]),                     # phrase
+    ("MÜLLER", ["48219999"]),                                    # case-insensitive beyond ASCII
+    ("username:48213377", ["48213377"]),                         # whole value
+    ("username:4821", []),                                       # ... not a part of it
+    ("username:4821*", ["48213377", "48219999"]),                # prefix wildcard
+    ("username:482?3377", ["48213377"]),                         # one-character wildcard
+    ("email:*@acme.ch", ["48213377", "48219999"]),               # suffix wildcard
+    ("callerid:+41791234567", ["48213377"]),
+    ("41791234567", ["48213377"]),                               # a number without its +
+    ("callerid:+4144*", ["51000001", "snom0001"]),
+    ("meier AND enabled:false", ["51000001"]),
+    ("meier OR müller", ["48213377", "48219999", "51000001"]),
+    ("meier müller", ["48213377", "48219999", "51000001"]),      # side by side: OR, as in Lucene
+    ("+meier -bank", ["48213377"]),
+    ("meier AND NOT owner:bank", ["48213377"]),
+    ("(meier OR müller) AND email:*@acme.ch", ["48213377", "48219999"]),
+    ("type:snom", ["snom0001"]),
+    ("status:created AND type:pgsm", ["48213377", "48219999", "51000001"]),
+    ("status:*sent", []),
+    ("group:\"group b\"", ["snom0001"]),
+    ("group:group*", ["48213377", "48219999", "51000001", "snom0001"]),
+    ("description:\"50%\"", ["48213377"]),                       # % is a plain character
+    ("description:desk_phone", ["48219999"]),                    # so is _
+    ("description:\"50_\"", []),
+    ("description:\"\\\"blue\\\"\"", ["48219999"]),              # an escaped quote in a phrase
+    ("description:C\\:\\\\temp", ["48219999"]),                  # escaped : and backslash
+    ("owner:me\\*er", []),                                       # an escaped * is a plain star
+    ("username:4821* AND NOT (owner:anna OR owner:jörg)", []),
+    ("created:[2000-01-01 TO *]", ["48213377", "48219999", "51000001", "snom0001"]),
+    ("created:<2000-01-01", []),
+])
+def test_query_finds_exactly_what_its_syntax_says(admin, people, query, expected):
+    assert found(admin, query) == expected
+
+
+def test_date_ranges_on_created_and_changed_respect_inclusive_and_exclusive_ends(app, admin, make_account):
+    for username, day in (("d0101", "2026-01-01"), ("d0131", "2026-01-31"), ("d0201", "2026-02-01")):
+        account_id = make_account(username=username)
+        moment = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC)
+        with app.app_context():
+            db.session.execute(update(Account).where(Account.id == account_id)
+                               .values(created_at=moment, status_changed_at=moment + timedelta(days=1)))
+            db.session.commit()
+
+    assert found(admin, "created:[2026-01-01 TO 2026-01-31]") == ["d0101", "d0131"]
+    assert found(admin, "created:{2026-01-01 TO 2026-01-31}") == []
+    assert found(admin, "created:{2026-01-01 TO 2026-02-01]") == ["d0131", "d0201"]
+    assert found(admin, "created:2026-01-31") == ["d0131"]
+    assert found(admin, "created:>=2026-01-31") == ["d0131", "d0201"]
+    assert found(admin, "created:>2026-01-31") == ["d0201"]
+    assert found(admin, "changed:<=2026-01-02") == ["d0101"]
+    assert found(admin, "changed:[2026-02-01T00:00 TO 2026-02-01T23:59]") == ["d0131"]
+
+
+def test_search_combines_with_the_group_and_status_filters_and_pages(app, admin, make_account, group):
+    for n in range(7):
+        make_account(username=f"page{n}", owner="Paged Person")
+    app.config["PAGE_SIZE"] = 5
+    first = admin.get("/accounts?" + urlencode({"q": "owner:paged", "group": group})).get_data(as_text=True)
+    assert LISTED.findall(first) == ["page6", "page5", "page4", "page3", "page2"]
+    next_url = re.search(r'href="(/accounts\?[^"]*before=\d+[^"]*)"', first).group(1).replace("&amp;", "&")
+    assert parse_qs(urlsplit(next_url).query)["q"] == ["owner:paged"]
+    assert LISTED.findall(admin.get(next_url).get_data(as_text=True)) == ["page1", "page0"]
+
+
+def test_csr_never_finds_another_groups_accounts(csr, people):
+    assert found(csr, "group:\"group b\"") == []
+    assert found(csr, "type:snom OR front") == []
+    assert found(csr, "username:*") == ["48213377", "48219999", "51000001"]
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("owner:(meier", "could not be read"),
+    ("meier AND", "could not be read"),
+    ("\"unterminated", "could not be read"),
+    ("colour:blue", "Unknown field 'colour'"),
+    ("status:sleeping", "'status:' takes one of: created"),
+    ("enabled:maybe", "'enabled:' takes one of"),
+    ("created:yesterday", "'yesterday' is not a date"),
+    ("username:[1 TO 2]", "Ranges work on dates only"),
+    ("meier~2", "Fuzzy search (~) is not supported"),
+    ("/mei.*/", "regular expression"),
+    ("x" * 513, "at most 512 are allowed"),
+    ("(" * 17 + "meier" + ")" * 17, "nests 17 levels deep; at most 16"),
+    ("NOT " * 17 + "meier", "nests 17 levels deep"),
+])
+def test_a_wrong_query_gets_a_clear_message_in_the_page_and_a_400(admin, people, query, message):
+    response = admin.get("/accounts?" + urlencode({"q": query}))
+
+    assert response.status_code == 400
+    text = html.unescape(page_text(response))
+    assert message in text
+    assert "Search syntax" in text  # the help panel is open beside the message
+    assert not LISTED.findall(response.get_data(as_text=True))
+
+
+def test_sixteen_levels_of_brackets_are_still_fine(admin, people):
+    assert found(admin, "(" * 16 + "username:48213377" + ")" * 16) == ["48213377"]
+
+
+def test_the_help_panel_shows_the_syntax_with_examples(admin):
+    text = html.unescape(page_text(admin.get("/accounts")))
+    for example in ("owner:\"anna meier\"", "username:4821*", "status:activated AND type:pgsm",
+                    "created:[2026-01-01 TO 2026-01-31]", "+group:acme -status:connected"):
+        assert example in text
+
+
+# -- property: the database answers what a plain-Python filter answers -----------------------------
+
+CHARS = "abcAB19 %_\\'\"*?:-üÄé"
+TEXT_FIELDS, KEYWORD_FIELDS = ("owner", "description"), ("username", "callerid", "email")
+STOP = {"and", "or", "not", "to"}
+SPECIAL = set('+-&|!(){}[]^"~*?:\\/ ')
+
+
+def lucene_escape(text: str) -> str:
+    return "".join("\\" + char if char in SPECIAL else char for char in text)
+
+
+class Term:
+    """A term or phrase, maybe with wildcards, on a field or on the five default fields."""
+
+    def __init__(self, field: str | None, parts: list[str], phrase: bool):
+        self.field, self.parts, self.phrase = field, parts, phrase  # parts: text, "*" or "?"
+
+    def lucene(self) -> str:
+        if self.phrase:
+            body = '"' + "".join(p.replace("\\", "\\\\").replace('"', '\\"') for p in self.parts) + '"'
+        else:
+            body = "".join(p if p in ("*", "?") else lucene_escape(p) for p in self.parts)
+        return f"{self.field}:{body}" if self.field else body
+
+    def regex(self) -> str:
+        if self.phrase:
+            return re.escape("".join(self.parts).lower())
+        return "".join(".*" if p == "*" else "." if p == "?" else re.escape(p.lower()) for p in self.parts)
+
+    def matches(self, row: dict) -> bool:
+        fields = [self.field] if self.field else [*TEXT_FIELDS, *KEYWORD_FIELDS]
+        return any(self.match_field(name, row) for name in fields)
+
+    def match_field(self, name: str, row: dict) -> bool:
+        value, pattern = row[name].lower(), self.regex()
+        if name == "group":
+            return re.fullmatch(pattern, row["group"].lower(), re.S) is not None
+        if name in TEXT_FIELDS:
+            return re.search(pattern, value, re.S) is not None
+        whole = re.fullmatch(pattern, value, re.S) is not None
+        if name == "callerid" and self.parts[0] not in ("*", "?") and self.parts[0][:1].isdigit():
+            whole = whole or re.fullmatch(r"\+" + pattern, value, re.S) is not None  # a number without its +
+        return whole
+
+
+class Choice:
+    def __init__(self, field: str, value: str):
+        self.field, self.value = field, value
+
+    def lucene(self) -> str:
+        return f"{self.field}:{self.value}"
+
+    def matches(self, row: dict) -> bool:
+        return row[self.field] == self.value
+
+
+class Op:
+    def __init__(self, kind: str, children: list):
+        self.kind, self.children = kind, children
+
+    def lucene(self) -> str:
+        if self.kind == "NOT":
+            return f"NOT ({self.children[0].lucene()})"
+        if self.kind == "implicit":  # children are (sign, node)
+            return " ".join(f"{sign}({node.lucene()})" for sign, node in self.children)
+        return f" {self.kind} ".join(f"({child.lucene()})" for child in self.children)
+
+    def matches(self, row: dict) -> bool:
+        if self.kind == "NOT":
+            return not self.children[0].matches(row)
+        if self.kind == "AND":
+            return all(child.matches(row) for child in self.children)
+        if self.kind == "OR":
+            return any(child.matches(row) for child in self.children)
+        required = [node.matches(row) for sign, node in self.children if sign == "+"]
+        prohibited = [node.matches(row) for sign, node in self.children if sign == "-"]
+        optional = [node.matches(row) for sign, node in self.children if sign == ""]
+        return all(required) and not any(prohibited) and (any(optional) if optional and not required else True)
+
+
+texts = st.text(CHARS, max_size=8)
+words = st.text("abcAB19üÄé_%'", min_size=1, max_size=4).filter(lambda w: w.lower() not in STOP)
+parts = st.lists(st.one_of(words, st.sampled_from(["*", "?"])), min_size=1, max_size=3).filter(
+    lambda ps: any(p not in ("*", "?") for p in ps))
+terms = st.builds(Term, st.sampled_from([None, *TEXT_FIELDS, *KEYWORD_FIELDS, "group"]), parts, st.booleans())
+choices = st.one_of(
+    st.builds(Choice, st.just("status"), st.sampled_from([s.value for s in Status])),
+    st.builds(Choice, st.just("type"), st.sampled_from([t.value for t in AccountType])),
+    st.builds(Choice, st.just("enabled"), st.sampled_from(["true", "false"])),
+)
+queries = st.recursive(
+    st.one_of(terms, choices),
+    lambda inner: st.one_of(
+        st.builds(Op, st.sampled_from(["AND", "OR"]), st.lists(inner, min_size=2, max_size=3)),
+        st.builds(Op, st.just("NOT"), st.lists(inner, min_size=1, max_size=1)),
+        st.builds(Op, st.just("implicit"), st.lists(st.tuples(st.sampled_from(["", "+", "-"]), inner),
+                                                    min_size=2, max_size=3)),
+    ),
+    max_leaves=5,
+)
+rows = st.fixed_dictionaries({
+    "owner": texts, "description": texts, "email": texts,
+    "username": st.text("ab19%_Ä", min_size=1, max_size=5), "callerid": st.sampled_from(["+4179", "4179", "+1"]),
+    "status": st.sampled_from([s.value for s in Status]), "type": st.sampled_from([t.value for t in AccountType]),
+    "enabled": st.sampled_from(["true", "false"]), "group": st.sampled_from(["Group A", "Group B"]),
+})
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.lists(rows, max_size=8), query=queries)
+def test_search_equals_a_plain_python_filter_and_a_csr_sees_only_their_groups(
+        app, admin_id, csr_id, group, other_group, data, query):
+    groups_by_name = {"Group A": group, "Group B": other_group}
+    with app.app_context():
+        db.session.execute(delete(StatusEvent))
+        db.session.execute(delete(Account))
+        password = vault.encrypt("Sip-password-1234")
+        stored = {}
+        for n, row in enumerate(data):
+            account = Account(username=f"{row['username']}#{n}", callerid=f"{row['callerid']}{n:03d}",
+                              owner=row["owner"], email=row["email"], description=row["description"],
+                              status=Status(row["status"]), account_type=AccountType(row["type"]),
+                              enabled=row["enabled"] == "true", group_id=groups_by_name[row["group"]],
+                              password_encrypted=password)
+            db.session.add(account)
+            db.session.flush()
+            stored[account.id] = {**row, "username": account.username, "callerid": account.callerid}
+        db.session.commit()
+
+        text = query.lucene()
+        condition = search.condition(text)
+        got = set(db.session.scalars(select(Account.id).where(condition)))
+        expected = {account_id for account_id, row in stored.items() if query.matches(row)}
+        assert got == expected, text
+
+        csr = staff.get(csr_id)
+        seen = set(db.session.scalars(accounts.filtered(select(Account.id), csr, search=text)))
+        assert seen == {account_id for account_id in expected if stored[account_id]["group"] == "Group A"}
+        assert db.session.get(Group, group).name == "Group A"
