@@ -4,7 +4,18 @@ import uuid
 from collections.abc import Callable
 from functools import partial
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug.datastructures import MultiDict
 
@@ -20,7 +31,7 @@ from blueprints.console.forms import (
 from blueprints.forms_util import show_error
 from extensions import login_manager
 from models import Channel, MessageKind, MessageStatus, Status, utcnow
-from services import accounts, audit, bulk, devices, groups, jobs, messaging, settings
+from services import accounts, audit, bulk, devices, exports, groups, jobs, messaging, settings
 from services.errors import ServiceError
 from services.search import QueryError
 
@@ -50,7 +61,8 @@ def require_staff():
     """Every console page needs a signed-in staff user; viewers only read."""
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
-    if request.method not in ("GET", "HEAD") and not current_user.can_write:
+    reading = request.method in ("GET", "HEAD") or request.endpoint == "console.account_export"  # audited: POST
+    if not reading and not current_user.can_write:
         abort(403, "Your role can only view.")
     return None
 
@@ -123,6 +135,22 @@ def bulk_review():
     form.count.data = len(ids)
     return render_template("console/accounts/bulk_review.html", form=form, count=len(ids), changed=changed,
                            description=bulk.describe(form.action.data), back=back)
+
+
+@bp.route("/accounts/export", methods=["POST"])
+def account_export():
+    """Download the accounts of the current search as CSV (the import's columns; no password)."""
+    form = FilterForm(request.form)
+    form.group.choices = [(0, "")] + [(g.id, "") for g in groups.visible_groups(current_user)]
+    form.validate()
+    try:
+        lines = exports.start(current_user, **_filters(form))
+    except QueryError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for(".account_list"))
+    name = f"provisio-accounts-{utcnow():%Y%m%d-%H%M}.csv"
+    return Response(stream_with_context(lines), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @bp.route("/accounts/bulk/<int:job_id>")
