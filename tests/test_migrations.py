@@ -13,12 +13,14 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from extensions import db
+from models.account import include_in_autogenerate
 
 
 def schema_diff(app) -> list:
     """Return what autogenerate would still write to make the database match the models."""
     with app.app_context(), db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                               "include_object": include_in_autogenerate})
         return compare_metadata(context, db.metadata)
 
 
