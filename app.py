@@ -9,7 +9,7 @@ import cli
 import errors
 import extensions
 import headers
-from blueprints import admin, api, auth, console, hooks, mobile
+from blueprints import admin, api, auth, console, hooks, imports, mobile
 from config import Config, load_secrets
 
 
@@ -21,7 +21,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
     load_secrets(app)
     extensions.init_app(app)
-    for blueprint in (auth.bp, console.bp, admin.bp, mobile.bp, api.bp, api.snom_bp, hooks.bp):
+    for blueprint in (auth.bp, console.bp, imports.bp, admin.bp, mobile.bp, api.bp, api.snom_bp, hooks.bp):
         app.register_blueprint(blueprint)
     errors.init_app(app)
     headers.init_app(app)

@@ -8,6 +8,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
+import services.imports  # noqa: F401  (registers the job handler of CSV imports)
 from extensions import db
 from models import Role
 from services import demo, jobs, messaging, staff

@@ -16,7 +16,7 @@ from werkzeug.routing import AnyConverter
 from app import create_app
 from extensions import db
 from models import Account, Channel, MessageKind, Profile
-from services import bulk, groups, links, messaging, staff
+from services import bulk, groups, imports, links, messaging, staff
 
 NEW_PASSWORD = "a brand new passphrase 42"
 SIP_PASSWORD = "Sip-Secret-Zebra-4711"
@@ -53,7 +53,7 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 @pytest.fixture
 def real_ids(app, make_account, group, other_group, admin_id, csr_id) -> dict[str, int | str]:
-    """Values of real objects for every URL parameter: an account, a message it was sent, a bulk job
+    """Values of real objects for every URL parameter: an account, a message it was sent, a bulk job, a CSV import
     and a live secure link to it, a desk phone's MAC, an empty group and an unused profile (so
     deletes would succeed), a staff user other than the admin."""
     account_id = make_account()
@@ -67,9 +67,12 @@ def real_ids(app, make_account, group, other_group, admin_id, csr_id) -> dict[st
         message = messaging.queue(account, MessageKind.LINK, Channel.EMAIL, actor=staff.get(admin_id))
         token = links.make_token(account_id, account.link_version)
         job = bulk.start(staff.get(admin_id), "enable", [account_id])
+        upload = imports.start(b"callerid,owner\n+41791230998,Walker\n", filename="walk.csv",
+                               default_group_id=group, actor=staff.get(admin_id))
         values = {"account_id": account_id, "message_id": message.id, "group_id": other_group,
                   "profile_id": spare.id, "staff_id": csr_id, "token": token,
-                  "username": account.username, "mac": "000413922D24", "job_id": job.id}
+                  "username": account.username, "mac": "000413922D24", "job_id": job.id,
+                  "import_id": upload.id}
     return values
 
 
