@@ -50,7 +50,7 @@ def test_ticked_accounts_are_disabled_after_review_confirm_and_the_worker(app, c
     page = review(csr, "disable", ids=[first, second])
     assert page.status_code == 200
     text = visible(page)
-    assert "Disable — 2 accounts" in text and "Disable to 2 accounts" in text
+    assert "Disable — 2 accounts" in text and "Disable 2 accounts" in text
 
     started = confirm(csr, "disable", 2, ids=[first, second])
     assert started.status_code == 302
