@@ -151,11 +151,11 @@ def start(data: bytes, *, filename: str, default_group_id: int, actor: StaffUser
     """Read an uploaded CSV file and queue the check of its rows; refuse at once what is no such file."""
     if default_group_id not in {group.id for group in groups.visible_groups(actor)}:
         raise Invalid("Choose one of your groups.", field="group_id")
-    columns, rows = read_csv(data)
+    text, delimiter, columns, count = read_csv(data)
     filename = (filename or "upload.csv")[-120:]
-    job = jobs.start(KIND, {"file": filename, "group_id": default_group_id, "columns": columns, "rows": _seal(rows)},
-                     total=len(rows), actor=actor, phase=WAITING)
-    job.result = {"file": filename, "rows": len(rows)}  # what the pages show before the check ends
+    job = jobs.start(KIND, {"file": filename, "group_id": default_group_id, "columns": columns,
+                            "delimiter": delimiter, "text": _seal(text)}, total=count, actor=actor, phase=WAITING)
+    job.result = {"file": filename, "rows": count}  # what the pages show before the check ends
     db.session.commit()
     return job
 
@@ -226,28 +226,34 @@ def error_report(job: Job) -> str:
 # --- reading the file ----------------------------------------------------------------------------
 
 
-def read_csv(data: bytes) -> tuple[list[str], list[list[Any]]]:
-    """Decode an upload, check its header and split its rows; each row starts with its spreadsheet row number."""
+def read_csv(data: bytes) -> tuple[str, str, list[str], int]:
+    """Decode an upload and check its header and its CSV syntax; return its text, delimiter, columns and
+    number of rows. The rows themselves are read again, one at a time, by the check (`rows`)."""
     text = _decode(data)
     first = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
     delimiter = max(",;\t", key=first.count)  # Excel writes ; where the decimal mark is a comma
     columns = _header(first, delimiter)
+    count = 0
+    for _ in rows(text, delimiter):
+        count += 1
+        if count > MAX_ROWS:
+            raise Invalid(f"The file has more than {MAX_ROWS:,} rows: split it into smaller files.", field="file")
+    if not count:
+        raise Invalid("The file has a header but no rows.", field="file")
+    return text, delimiter, columns, count
+
+
+def rows(text: str, delimiter: str) -> Iterator[list[Any]]:
+    """Yield each row after the header, its spreadsheet row number first (the header is row 1)."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    rows: list[list[Any]] = []
-    number = 1  # as a spreadsheet numbers rows: the header is row 1
+    number = 1
     try:
         next(reader)
         for number, cells in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in cells):
-                continue  # blank lines, and the empty rows spreadsheets leave at the end
-            if len(rows) == MAX_ROWS:
-                raise Invalid(f"The file has more than {MAX_ROWS:,} rows: split it into smaller files.", field="file")
-            rows.append([number, *cells])
+            if any(cell.strip() for cell in cells):  # blank lines, and spreadsheets' empty last rows, are skipped
+                yield [number, *cells]
     except csv.Error as exc:
         raise Invalid(f"Row {number + 1} is not valid CSV ({exc}); nothing was read.", field="file") from None
-    if not rows:
-        raise Invalid("The file has a header but no rows.", field="file")
-    return columns, rows
 
 
 def _decode(data: bytes) -> str:
@@ -342,7 +348,7 @@ def _type_rules(record: dict[str, Any], values: dict[str, str], scope: Scope, re
     if snom:
         record.update(accounts.PGSM_ONLY)
         return
-    record.update(mac_address=None, deny=[], permit=[], keepalive=bool(record["keepalive"]),
+    record.update(mac_address=None, deny=(), permit=(), keepalive=bool(record["keepalive"]),
                   security_model=record["security_model"] or scope.models[0],
                   obfuscation=record["obfuscation"] is not False, obfuscation_key=record["obfuscation_key"] or "9")
 
@@ -423,7 +429,7 @@ def _check(job: Job) -> dict[str, Any]:
     actor = _actor(job)
     scope = scope_for(actor, payload["group_id"])
     report, records = Report(), []
-    for index, row in enumerate(_unseal(payload["rows"])):
+    for index, row in enumerate(rows(_unseal(payload["text"]), payload["delimiter"])):
         if index % PROGRESS_EVERY == 0:
             jobs.progress(job, index, phase=CHECKING)
         if (record := check_row(row, payload["columns"], scope, report)) is not None:
@@ -440,7 +446,7 @@ def _checked(job: Job, payload: dict[str, Any], records: list[dict[str, Any]], r
     result = {"file": payload["file"], "rows": total, "ready": len(records), "error_count": report.count,
               "bad_rows": len(report.rows), "errors": sorted(report.errors, key=lambda error: error[0]),
               "summary": {}, **extra}
-    kept = _seal([[record[name] for name in FIELDS] for record in records]) if records else None
+    kept = _seal(json.dumps([tuple(record[name] for name in FIELDS) for record in records])) if records else None
     job.payload = {"file": payload["file"], "group_id": payload["group_id"], "records": kept}
     job.result = result
     jobs.progress(job, total, phase=CHECKED)  # one commit: the result, the rows and the phase
@@ -461,7 +467,7 @@ def _write(job: Job) -> dict[str, Any]:
     payload, result, total = job.payload, dict(job.result), job.total
     actor = _actor(job)
     jobs.progress(job, 0, phase=WRITING)  # renews the lease; nothing is committed after this until the end
-    records = [dict(zip(FIELDS, values, strict=True)) for values in _unseal(payload["records"])]
+    records = [dict(zip(FIELDS, values, strict=True)) for values in json.loads(_unseal(payload["records"]))]
     scope, report = scope_for(actor, payload["group_id"]), Report()
     for record in records:
         if problem := _scope_problem(record, scope):
@@ -503,7 +509,11 @@ def _insert(records: list[dict[str, Any]], actor: StaffUser) -> list[int]:
         "licence_expires_on": date.fromisoformat(record["licence_expires_on"]) if record["licence_expires_on"]
         else None,
     } for record in records]
-    ids = list(db.session.scalars(insert(Account).returning(Account.id, sort_by_parameter_order=True), rows))
+    # Ids come back paired with the unique username: asking for them in row order would make SQLite
+    # insert one row per statement.
+    table = Account.__table__
+    id_of = dict(db.session.execute(insert(table).returning(table.c.username, table.c.id), rows).all())
+    ids = [id_of[row["username"]] for row in rows]
     db.session.execute(insert(StatusEvent), [{"account_id": id_, "status": Status.CREATED, "actor": actor.username}
                                              for id_ in ids])
     rules = [{"account_id": id_, "kind": kind, "network": network, "position": position}
@@ -650,8 +660,8 @@ def _mac(text: str, _scope: Scope) -> str | None:
     return digits
 
 
-def _rules(text: str, _scope: Scope) -> list[str]:
-    return [normalise_rule(rule) for rule in re.split(r"[;\s]+", text) if rule]
+def _rules(text: str, _scope: Scope) -> tuple[str, ...]:
+    return tuple(normalise_rule(rule) for rule in re.split(r"[;\s]+", text) if rule)
 
 
 def _group(text: str, scope: Scope) -> int:
@@ -694,13 +704,13 @@ PARSERS: dict[str, Callable[[str, Scope], Any]] = {
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _seal(rows: list[Any]) -> str:
+def _seal(text: str) -> str:
     """Encrypt rows for the jobs table: they may carry SIP passwords and customer data."""
-    return vault.encrypt(json.dumps(rows, separators=(",", ":")))
+    return vault.encrypt(text)
 
 
-def _unseal(sealed: str) -> list[Any]:
-    return json.loads(vault.decrypt(sealed))
+def _unseal(sealed: str) -> str:
+    return vault.decrypt(sealed)
 
 
 def _chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
