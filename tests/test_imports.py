@@ -460,7 +460,7 @@ def test_rows_taken_between_the_check_and_the_confirmation_are_reported_and_noth
     assert account_count(app) == 1 and import_audit(app) == []
 
 
-def test_a_viewer_demoted_after_the_upload_writes_nothing(app, admin, admin_id, group):
+def test_an_import_whose_staff_user_was_deactivated_writes_nothing(app, admin, admin_id, group):
     job_id, _ = checked(app, admin, csv_file("callerid", "+41791230001"), group)
     confirm(admin, job_id)
     with app.app_context():
