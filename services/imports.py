@@ -195,7 +195,7 @@ def confirm(job: Job, *, send: str, actor: StaffUser) -> None:
     """Queue the writing of a checked import; a second confirmation writes nothing more."""
     if send and send not in SEND_OPTIONS:
         raise Invalid("Choose what to send after the import.", field="send")
-    if stage(job) == "running" and job.phase in (WAITING, CHECKING):
+    if stage(job) == "running" and job.phase in (WAITING, CHECKING, CHECKED):
         raise Invalid("The rows are still being checked.")
     if stage(job) == "failed":
         raise Invalid("This import stopped on an error: upload the file again.")

@@ -502,6 +502,21 @@ def test_the_send_option_queues_a_message_to_every_account_that_can_receive_it(a
     assert "2 secure links by e-mail queued" in page and "has no e-mail address" in page
 
 
+def test_accounts_a_message_cannot_reach_are_counted_and_the_import_stands(app, admin, group):
+    job_id, _ = checked(app, admin, csv_file("callerid", "+41791230001", "+41791230002"), group)
+
+    confirm(admin, job_id, send="install:sms")  # no SMS gateway is configured
+    work(app)
+
+    job = job_row(app, job_id)
+    (reason, entry), = job.result["not_sent"].items()
+    assert (job.state, job.result["created"], job.result["sent"], entry["count"]) == (JobState.DONE, 2, 0, 2)
+    assert reason.startswith("No SMS gateway is configured yet")
+    assert account_count(app) == 2
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Message.id))) == 0
+
+
 def test_status_events_and_rules_are_written_for_every_row_in_bulk(app, admin, group):
     rows = [f"+4179{n:07d},,,snom,0.0.0.0/0.0.0.0" for n in range(1200)]
     job_id, page = checked(app, admin, csv_file("callerid,owner,email,account_type,deny", *rows), group)
