@@ -18,7 +18,7 @@
       bar.value = job.percent;
     }
     count.hidden = job.percent === null;
-    done.textContent = job.done;
+    done.textContent = job.done.toLocaleString("en");
   }
 
   function poll() {
