@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from xml.etree import ElementTree
 
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from extensions import db
 from models import Account, Device, Platform, Status, utcnow
@@ -54,7 +55,7 @@ def activate(link: links.Link, *, settings: dict, platform: Platform, ip: str | 
         db.session.rollback()
         refuse(account, "used", ip=ip)
         raise links.LinkGone("used")
-    db.session.refresh(account)
+    set_committed_value(account, "link_version", link.version + 1)  # what the UPDATE wrote, without a SELECT
     # One installation per account: the previous device's credential stops working.
     db.session.execute(update(Device).where(Device.account_id == account.id, Device.revoked_at.is_(None))
                        .values(revoked_at=utcnow()).execution_options(synchronize_session=False))

@@ -4,9 +4,10 @@ from dataclasses import dataclass
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.orm import joinedload
 
 from extensions import db
-from models import Account
+from models import Account, Group
 from services.errors import ServiceError
 
 SALT = "provisio.secure-link.v1"
@@ -51,7 +52,9 @@ def load(token: str, *, max_age_hours: float) -> Link:
         raise LinkGone("expired") from None
     except (BadSignature, ValueError, TypeError):
         raise LinkGone("invalid") from None
-    account = db.session.get(Account, account_id) if isinstance(account_id, int) else None
+    # One query for what the page and the activation file read: the account, its profile, its group's.
+    options = [joinedload(Account.profile), joinedload(Account.group).joinedload(Group.profile)]
+    account = db.session.get(Account, account_id, options=options) if isinstance(account_id, int) else None
     if account is None:
         raise LinkGone("no_account")
     if account.link_version != version:
