@@ -1,7 +1,9 @@
 """Shared benchmark plumbing: a gunicorn server on a free loopback port and a keep-alive load loop."""
 
+import atexit
 import http.client
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -97,6 +99,7 @@ def get(path: str, headers: dict[str, str] | None = None):
 def scratch_env() -> dict[str, str]:
     """Environment for a throwaway Provisio on its own SQLite file."""
     directory = tempfile.mkdtemp(prefix="provisio-bench-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
     return {
         "PROVISIO_ENV": "development",
         "SECRET_KEY": "bench-secret",

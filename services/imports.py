@@ -26,7 +26,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 
 # The console's own number rule (E.164 through phonenumbers); an import is a form in another shape.
-from blueprints.fields import normalise_number
 from extensions import db, vault
 from models import (
     AccessRule,
@@ -44,6 +43,7 @@ from models import (
 from services import accounts, audit, groups, jobs, messaging, staff
 from services.access_rules import normalise_rule
 from services.errors import Conflict, Forbidden, Invalid, ServiceError
+from services.numbers import normalise_number
 
 KIND = "import"
 MAX_BYTES = 20 * 1024 * 1024
