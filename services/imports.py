@@ -331,6 +331,8 @@ def check_row(row: list[Any], columns: list[str], scope: Scope, report: Report) 
 
 
 def _cell(name: str, text: str, scope: Scope) -> Any:
+    if text[:1] == "'" and text[1:].startswith(FORMULA_STARTS):
+        return PARSERS[name](text[1:], scope)  # marked as text, as Provisio's export (and OWASP) writes it
     if text.startswith(FORMULA_STARTS) and not (text[0] == "+" and name in NUMBER_COLUMNS):
         shown = "The password" if name == "password" else f"“{_short(text)}”"
         raise ValueError(f"{shown} starts with {text[0]}: cells starting with = + - @ are refused as "

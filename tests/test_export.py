@@ -4,10 +4,10 @@ one audit row, viewers allowed, CSRs scoped to their groups."""
 import csv
 import io
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from extensions import db
-from models import AuditEvent
+from models import AccessRule, Account, AuditEvent, StatusEvent
 from services.imports import COLUMN_NAMES
 
 
@@ -87,3 +87,31 @@ def test_a_wrong_search_is_explained_and_exports_nothing(app, csr, make_account)
     assert response.status_code == 302
     with app.app_context():
         assert not db.session.scalar(select(AuditEvent).where(AuditEvent.action == "account.export"))
+
+
+def test_an_export_goes_back_in_through_the_import_as_it_came_out(app, csr, make_account, group):
+    from tests.test_imports import account_count, confirm, uploaded, work
+
+    make_account(username="round001", owner="-2+3 Person", description="=1+1 \"quoted\"", email="r@example.com",
+                 callerid="+41791110004")
+    make_account(username="round002", account_type="snom", mac_address="000413922D25", security_model=None,
+                 obfuscation=False, obfuscation_key="", deny=["0.0.0.0/0.0.0.0"], permit=["10.0.0.0/255.0.0.0"],
+                 callerid="+41791110005")
+    downloaded = export(csr)
+    exported = rows_of(downloaded)
+    with app.app_context():
+        for model in (AccessRule, StatusEvent, Account):
+            db.session.execute(delete(model))
+        db.session.commit()
+    assert account_count(app) == 0
+
+    job_id = uploaded(csr, downloaded.get_data(), group)  # the file exactly as it was downloaded
+    work(app)
+    confirm(csr, job_id)
+    work(app)
+
+    assert account_count(app) == 2
+    assert rows_of(export(csr)) == exported
+    with app.app_context():  # the apostrophes were the export's marks, not part of the values
+        stored = db.session.scalar(select(Account).where(Account.username == "round001"))
+        assert (stored.owner, stored.description) == ("-2+3 Person", "=1+1 \"quoted\"")
