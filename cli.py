@@ -17,7 +17,7 @@ from services.errors import ServiceError
 
 def init_app(app: Flask) -> None:
     """Register the commands on `flask`."""
-    for command in (setup, create_admin, seed_demo, worker):
+    for command in (setup, create_admin, reset_totp, seed_demo, worker):
         app.cli.add_command(command)
 
 
@@ -46,6 +46,18 @@ def create_admin(username: str, password: str) -> None:
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Administrator {username} created.")
+
+
+@click.command("reset-totp")
+@with_appcontext
+@click.argument("username")
+def reset_totp(username: str) -> None:
+    """Forget a staff user's authenticator app (a lost phone); they set up a new one at their next sign-in."""
+    user = staff.find(username)
+    if user is None:
+        raise click.ClickException(f"No staff user {username}.")
+    staff.reset_totp(user, actor="cli")
+    click.echo(f"Two-factor sign-in of {username} reset; their sessions were signed out.")
 
 
 @click.command("seed-demo")

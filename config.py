@@ -92,6 +92,9 @@ class Config:
     PASSWORD_HASH_PROFILE = os.environ.get("PASSWORD_HASH_PROFILE", "RFC_9106_LOW_MEMORY")
     LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
     LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "15"))
+    # Roles that must sign in with a TOTP code as well (SPEC §7: admins; add csr,viewer to require it of all).
+    TOTP_REQUIRED_ROLES = env_list("TOTP_REQUIRED_ROLES", "admin")
+    TOTP_ISSUER = os.environ.get("TOTP_ISSUER", "Provisio")
 
 
 def load_secrets(app) -> None:

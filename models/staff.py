@@ -3,7 +3,7 @@
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
@@ -30,6 +30,10 @@ class StaffUser(UserMixin, TimestampMixin, db.Model):
     role: Mapped[Role] = mapped_column(enum_type(Role), default=Role.CSR)
     active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # TOTP second factor: the secret (Fernet-encrypted) once confirmed, and the last time step
+    # used, so a code works once.
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    totp_last_step: Mapped[int | None]
 
     groups: Mapped[list["Group"]] = relationship(  # noqa: F821
         secondary=staff_groups, order_by="Group.name"

@@ -2,15 +2,18 @@
 
 import functools
 import hashlib
+import hmac
 import secrets
+import time
 from datetime import timedelta
 
+import pyotp
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from extensions import db
+from extensions import db, vault
 from models import AuditEvent, Group, Role, StaffSession, StaffUser, utcnow
 from services import audit
 from services.errors import Conflict, Invalid, NotFound, Throttled
@@ -40,6 +43,11 @@ def get(staff_id: int) -> StaffUser:
     if user is None:
         raise NotFound("No such staff user.")
     return user
+
+
+def find(username: str) -> StaffUser | None:
+    """The staff user of this username (any case), or None."""
+    return db.session.scalar(select(StaffUser).where(func.lower(StaffUser.username) == username.strip().lower()))
 
 
 def create(
@@ -99,10 +107,15 @@ def reset_password(user: StaffUser, *, new: str, actor: StaffUser) -> None:
 
 
 def authenticate(username: str, password: str, *, ip: str | None, user_agent: str | None) -> StaffUser:
-    """Check credentials and open a server-side session; the same answer for every failure."""
+    """Check credentials and open a server-side session (for users who sign in without a code)."""
+    return open_session(check_password(username, password, ip=ip), ip=ip, user_agent=user_agent)
+
+
+def check_password(username: str, password: str, *, ip: str | None) -> StaffUser:
+    """The first step of signing in: the same answer for every failure, failures counted for throttling."""
     username = username.strip()
     _check_throttle(username)
-    user = db.session.scalar(select(StaffUser).where(func.lower(StaffUser.username) == username.lower()))
+    user = find(username)
     # An unknown username is checked against a dummy hash, so both answers take the same time.
     ok = _verify(user.password_hash if user else _dummy_hash(), password)
     if not (ok and user is not None and user.active):
@@ -111,15 +124,87 @@ def authenticate(username: str, password: str, *, ip: str | None, user_agent: st
         raise Invalid(INVALID_LOGIN)
     if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = _hasher().hash(password)
+        db.session.commit()
+    return user
+
+
+def open_session(user: StaffUser, *, ip: str | None, user_agent: str | None) -> StaffUser:
+    """Open a server-side session for a user who passed every step; its token goes in the cookie."""
     token = secrets.token_urlsafe(32)
     db.session.add(
         StaffSession(user=user, token_hash=_digest(token), ip=ip, user_agent=(user_agent or "")[:256])
     )
     user.last_login_at = utcnow()
-    audit.record(user, "auth.login", user, ip=ip)
+    audit.record(user, "auth.login", user, ip=ip, second_factor=user.totp_secret_encrypted is not None)
     db.session.commit()
     user.session_id = token
     return user
+
+
+# -- TOTP second factor ------------------------------------------------------------------------------
+
+def needs_second_factor(user: StaffUser) -> bool:
+    """Whether signing in takes a code: the user set one up, or their role must have one."""
+    return user.totp_secret_encrypted is not None or user.role.value in current_app.config["TOTP_REQUIRED_ROLES"]
+
+
+def new_totp_secret() -> str:
+    """A fresh authenticator secret; it is stored only once a code from the app confirms it."""
+    return pyotp.random_base32()
+
+
+def totp_uri(user: StaffUser, secret: str) -> str:
+    """The otpauth:// address an authenticator app reads from the QR code."""
+    return pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=current_app.config["TOTP_ISSUER"])
+
+
+def enable_totp(user: StaffUser, secret: str, code: str, *, ip: str | None) -> None:
+    """Turn on the authenticator the user just set up, once it shows a right code; stored encrypted."""
+    _check_throttle(user.username)
+    step = _matching_step(secret, code)
+    if step is None:
+        _code_failed(user, ip)
+    user.totp_secret_encrypted, user.totp_last_step = vault.encrypt(secret), step
+    audit.record(user, "auth.totp_enabled", user, ip=ip)
+    db.session.commit()
+
+
+def check_totp(user: StaffUser, code: str, *, ip: str | None) -> None:
+    """The second step of signing in: a right code, used once (a replayed code is refused)."""
+    _check_throttle(user.username)
+    if user.totp_secret_encrypted is None:
+        raise Invalid("Set up an authenticator first.", field="code")
+    step = _matching_step(vault.decrypt(user.totp_secret_encrypted), code)
+    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+        _code_failed(user, ip)
+    user.totp_last_step = step
+    db.session.commit()
+
+
+def reset_totp(user: StaffUser, *, actor: StaffUser | str) -> None:
+    """Forget a user's authenticator (a lost phone); they set up a new one at their next sign-in."""
+    user.totp_secret_encrypted = user.totp_last_step = None
+    _revoke_sessions(user)
+    audit.record(actor, "staff.totp_reset", user)
+    db.session.commit()
+
+
+def _matching_step(secret: str, code: str) -> int | None:
+    """The time step whose code this is (the previous and next one allowed for clock drift), or None."""
+    code = "".join(code.split())
+    if not (len(code) == 6 and code.isdigit()):
+        return None
+    totp, now = pyotp.TOTP(secret), int(time.time())
+    for step in (now // 30, now // 30 - 1, now // 30 + 1):
+        if hmac.compare_digest(totp.at(step * 30), code):
+            return step
+    return None
+
+
+def _code_failed(user: StaffUser, ip: str | None) -> None:
+    audit.record(user.username, "auth.login_failed", ip=ip, second_factor=True)  # counts for throttling
+    db.session.commit()
+    raise Invalid("Wrong or already used code. Type the 6 digits your authenticator app shows now.", field="code")
 
 
 def load_session(token: str) -> StaffUser | None:

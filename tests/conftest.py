@@ -34,6 +34,7 @@ def make_config(url: str) -> dict:
         "SESSION_COOKIE_SECURE": False,
         "LOGIN_MAX_FAILURES": 5,
         "PASSWORD_HASH_PROFILE": "CHEAPEST",  # still argon2id, just fast
+        "TOTP_REQUIRED_ROLES": [],  # tests/test_totp.py turns the admins' second factor on
     }
 
 

@@ -20,3 +20,9 @@ class PasswordForm(FlaskForm):
     repeat = PasswordField(
         "Repeat new password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")]
     )
+
+
+class CodeForm(FlaskForm):
+    """The 6 digits an authenticator app shows."""
+
+    code = StringField("Code from your authenticator app", validators=[DataRequired(), Length(max=12)])
