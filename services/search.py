@@ -49,9 +49,13 @@ def condition(query: str) -> ColumnElement[bool]:
         raise QueryError(f"The search is {len(query)} characters long; at most {MAX_LENGTH} are allowed.")
     if not query:
         return true()
+    if "\x00" in query:
+        raise QueryError("The search contains a NUL character; remove it.")
     try:
         with _parse_lock:
             node = parser.parse(query)
+    except RecursionError:
+        raise QueryError(f"The search nests too deeply; at most {MAX_DEPTH} levels are allowed.") from None
     except (ParseError, IllegalCharacterError, ValueError, TypeError) as exc:
         raise QueryError(f"The search could not be read: {_reason(exc)}. Check quotes, brackets and "
                          "AND/OR/NOT, or put the text in quotes.") from None
@@ -91,8 +95,10 @@ class _Translator:
     def _UnknownOperation(self, node, field):
         """Terms side by side: `+` ones must match, `-` ones must not, the others are OR'd (Lucene's default)."""
         required = [self.visit(c.a, field) for c in node.children if isinstance(c, tree.Plus)]
-        prohibited = [self.visit(c.a, field) for c in node.children if isinstance(c, tree.Prohibit)]
-        optional = [self.visit(c, field) for c in node.children if not isinstance(c, tree.Plus | tree.Prohibit)]
+        # `a NOT b` means `a -b` in Lucene: NOT prohibits, it is no optional clause.
+        prohibited = [self.visit(c.a, field) for c in node.children if isinstance(c, tree.Prohibit | tree.Not)]
+        optional = [self.visit(c, field) for c in node.children
+                    if not isinstance(c, tree.Plus | tree.Prohibit | tree.Not)]
         parts = [*required, *(not_(p) for p in prohibited)]
         if optional and not required:
             parts.append(or_(*optional))
@@ -126,22 +132,20 @@ class _Translator:
 
     def _Range(self, node: tree.Range, field):
         column = self._date_column(field, "Ranges")
-        parts = []
+        parts = [column.is_not(None)]  # [* TO *]: any date at all
         if not _is_star(node.low):
-            low = _date_bound(node.low.value, end=not node.include_low)
-            parts.append(column >= low)
+            parts.append(column >= _date_bound(_text(node.low), end=not node.include_low))
         if not _is_star(node.high):
-            high = _date_bound(node.high.value, end=node.include_high)
-            parts.append(column < high)
+            parts.append(column < _date_bound(_text(node.high), end=node.include_high))
         return and_(*parts)
 
     def _From(self, node, field):
         column = self._date_column(field, "'>' and '>='")
-        return column >= _date_bound(node.a.value, end=not node.include)
+        return column >= _date_bound(_text(node.a), end=not node.include)
 
     def _To(self, node, field):
         column = self._date_column(field, "'<' and '<='")
-        return column < _date_bound(node.a.value, end=node.include)
+        return column < _date_bound(_text(node.a), end=node.include)
 
     def _match(self, pattern: list, field: str | None) -> ColumnElement[bool]:
         if field is None:
@@ -243,10 +247,17 @@ def _date_bound(text: str, *, end: bool) -> datetime:
             start = datetime.combine(datetime.strptime(text, "%Y-%m-%d").date(), time(), tzinfo=UTC)
             return start + timedelta(days=1) if end else start
         moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise QueryError(f"'{text}' is not a date: write 2026-11-23 or 2026-11-23T14:30.") from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment + timedelta(microseconds=1) if end else moment
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment + timedelta(microseconds=1) if end else moment
+    except (ValueError, OverflowError):
+        raise QueryError(f"'{text}' is not a date this search can use: write 2026-11-23 or 2026-11-23T14:30.") from None
+
+
+def _text(node: tree.Item) -> str:
+    """A range end or bound as written, its backslash escapes undone (`10\\:00` is 10:00)."""
+    if not isinstance(node, tree.Word):
+        raise QueryError("A date range takes dates such as 2026-11-23, not phrases.")
+    return "".join(part for part in _pattern(node.value, wildcards=False))
 
 
 def _is_star(node: tree.Item) -> bool:
@@ -254,8 +265,8 @@ def _is_star(node: tree.Item) -> bool:
 
 
 def _depth(node: tree.Item) -> int:
-    """How deeply the query nests: brackets and NOT each add a level."""
-    nested = isinstance(node, tree.BaseGroup | tree.Not)
+    """How deeply the query nests: brackets, NOT, + and - each add a level."""
+    nested = isinstance(node, tree.BaseGroup | tree.Not | tree.Prohibit | tree.Plus)
     return nested + max((_depth(child) for child in node.children), default=0)
 
 

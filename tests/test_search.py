@@ -59,6 +59,8 @@ def people(make_account, other_group):
     ("meier OR müller", ["48213377", "48219999", "51000001"]),
     ("meier müller", ["48213377", "48219999", "51000001"]),      # side by side: OR, as in Lucene
     ("+meier -bank", ["48213377"]),
+    ("meier NOT bank", ["48213377"]),                            # NOT between terms prohibits, as -
+    ("status:created NOT type:snom", ["48213377", "48219999", "51000001"]),
     ("meier AND NOT owner:bank", ["48213377"]),
     ("(meier OR müller) AND email:*@acme.ch", ["48213377", "48219999"]),
     ("type:snom", ["snom0001"]),
@@ -75,6 +77,8 @@ def people(make_account, other_group):
     ("username:4821* AND NOT (owner:anna OR owner:jörg)", []),
     ("created:[2000-01-01 TO *]", ["48213377", "48219999", "51000001", "snom0001"]),
     ("created:<2000-01-01", []),
+    ("created:[* TO *]", ["48213377", "48219999", "51000001", "snom0001"]),
+    ("NOT created:[* TO *]", []),
 ])
 def test_query_finds_exactly_what_its_syntax_says(admin, people, query, expected):
     assert found(admin, query) == expected
@@ -97,6 +101,8 @@ def test_date_ranges_on_created_and_changed_respect_inclusive_and_exclusive_ends
     assert found(admin, "created:>2026-01-31") == ["d0201"]
     assert found(admin, "changed:<=2026-01-02") == ["d0101"]
     assert found(admin, "changed:[2026-02-01T00:00 TO 2026-02-01T23:59]") == ["d0131"]
+    assert found(admin, "created:>2026-01-31T11\\:59") == ["d0131", "d0201"]  # an escaped : in a time
+    assert found(admin, "created:<2026-01-31T12\\:00") == ["d0101"]
 
 
 def test_search_combines_with_the_group_and_status_filters_and_pages(app, admin, make_account, group):
@@ -132,6 +138,12 @@ def test_csr_never_finds_another_groups_accounts(csr, people):
     ("x" * 513, "at most 512 are allowed"),
     ("(" * 17 + "meier" + ")" * 17, "nests 17 levels deep; at most 16"),
     ("NOT " * 17 + "meier", "nests 17 levels deep"),
+    ("-" * 46 + "meier", "levels deep; at most 16"),
+    ("-" * 300 + "meier", "at most 16"),
+    ("mei\x00er", "NUL character"),
+    ("created:9999-12-31", "is not a date this search can use"),
+    ("created:>9999-12-31", "is not a date this search can use"),
+    ("created:[\"2026-01-01\" TO *]", "takes dates such as 2026-11-23"),
 ])
 def test_a_wrong_query_gets_a_clear_message_in_the_page_and_a_400(admin, people, query, message):
     response = admin.get("/accounts?" + urlencode({"q": query}))
@@ -230,7 +242,7 @@ class Op:
         if self.kind == "OR":
             return any(child.matches(row) for child in self.children)
         required = [node.matches(row) for sign, node in self.children if sign == "+"]
-        prohibited = [node.matches(row) for sign, node in self.children if sign == "-"]
+        prohibited = [node.matches(row) for sign, node in self.children if sign in ("-", "NOT ")]
         optional = [node.matches(row) for sign, node in self.children if sign == ""]
         return all(required) and not any(prohibited) and (any(optional) if optional and not required else True)
 
@@ -250,7 +262,7 @@ queries = st.recursive(
     lambda inner: st.one_of(
         st.builds(Op, st.sampled_from(["AND", "OR"]), st.lists(inner, min_size=2, max_size=3)),
         st.builds(Op, st.just("NOT"), st.lists(inner, min_size=1, max_size=1)),
-        st.builds(Op, st.just("implicit"), st.lists(st.tuples(st.sampled_from(["", "+", "-"]), inner),
+        st.builds(Op, st.just("implicit"), st.lists(st.tuples(st.sampled_from(["", "+", "-", "NOT "]), inner),
                                                     min_size=2, max_size=3)),
     ),
     max_leaves=5,
