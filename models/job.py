@@ -29,6 +29,8 @@ class Job(TimestampMixin, db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The confirmation's one-time key: a double-clicked or re-sent confirmation finds this job.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     @property
     def percent(self) -> int:

@@ -5,6 +5,7 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Account, Channel, Job, MessageKind, StaffUser
@@ -35,18 +36,33 @@ def matching_ids(user: StaffUser, *, selected: list[int] | None = None, **filter
     return list(db.session.scalars(query.order_by(Account.id)))
 
 
-def start(user: StaffUser, action: str, ids: list[int]) -> Job:
-    """Queue the bulk job and its one audit row together."""
+def start(user: StaffUser, action: str, ids: list[int], *, key: str, scope: dict[str, Any]) -> Job:
+    """Queue the bulk job and its one audit row together. `key` is the confirmation's one-time key: the
+    same confirmation sent twice (a double click, a retried request) finds the job it started."""
     if action not in ACTIONS:
         raise Invalid("Choose one of the bulk actions.", field="action")
     if not ids:
         raise Invalid("No account is selected: tick some, or choose every account of the search.")
+    if (existing := _by_key(key)) is not None:
+        return existing
     job = Job(kind="bulk", payload={"action": action, "ids": ids}, total=len(ids), staff_id=user.id,
-              phase=describe(action))
+              phase=describe(action), idempotency_key=key)
     db.session.add(job)
-    audit.record(user, f"bulk.{action}", count=len(ids))
-    db.session.commit()
+    db.session.flush()
+    # What was touched, for the audit log: the search (or the ticked ids) and the job that ran it.
+    audit.record(user, f"bulk.{action}", count=len(ids), job=job.id, **scope)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same confirmation won a race: its job stands
+        db.session.rollback()
+        if (existing := _by_key(key)) is not None:
+            return existing
+        raise
     return job
+
+
+def _by_key(key: str) -> Job | None:
+    return db.session.scalar(select(Job).where(Job.idempotency_key == key, Job.kind == "bulk"))
 
 
 @jobs.handler("bulk")
@@ -71,19 +87,24 @@ def run(job: Job) -> dict[str, Any]:
     gone = len(ids) - changed - sum(skipped.values())
     if gone:
         skipped["deleted or moved out of your groups since"] += gone
-    return {"changed": changed, "skipped": dict(skipped.most_common(10))}
+    return {"changed": changed, "skipped": dict(skipped.most_common())}
 
 
 def _send(job: Job, actor: StaffUser, ids: list[int], kind: MessageKind, channel: Channel) -> tuple[int, Counter]:
     sent, reasons = 0, Counter()
-    for account in db.session.scalars(accounts.scoped(select(Account).where(Account.id.in_(ids)), actor)):
+    visible = set(db.session.scalars(accounts.scoped(select(Account.id).where(Account.id.in_(ids)), actor)))
+    for account_id in ids:
+        # One at a time: each send commits, and an account deleted meanwhile is simply skipped.
+        account = db.session.get(Account, account_id) if account_id in visible else None
+        if account is None:
+            continue  # counted with the others that went away
         try:
             messaging.queue(account, kind, channel, actor=actor, idempotency_key=f"bulk-{job.id}-{account.id}",
                             audited=False)
             sent += 1
         except ServiceError as exc:
             db.session.rollback()
-            reasons[_reason(exc.message, account.username)] += 1
+            reasons[_reason(exc.message, account)] += 1
     return sent, reasons
 
 
@@ -99,6 +120,10 @@ def _set_enabled(actor: StaffUser, ids: list[int], *, enabled: bool) -> int:
     return result.rowcount
 
 
-def _reason(message: str, username: str) -> str:
-    """A skip reason without the account's name, so equal reasons count together."""
-    return message.replace(username, "the account")
+def _reason(message: str, account: Account) -> str:
+    """A skip reason without the account's own values, so equal reasons count together."""
+    for value, word in ((account.username, "the account"), (account.callerid, "its number"),
+                        (account.email, "its e-mail address")):
+        if value:
+            message = message.replace(value, word)
+    return message

@@ -3,6 +3,7 @@ follow the progress; the worker applies it, with one audit row for the batch."""
 
 import html
 import re
+import uuid
 
 from sqlalchemy import func, select
 from webtools import flashes, page_text
@@ -17,8 +18,9 @@ def review(browser, action: str, *, ids=(), scope: str = "selected", q: str = ""
                                            "q": q, "group": "", "status": "", "registered": "", **extra})
 
 
-def confirm(browser, action: str, count: int, **kwargs):
-    return review(browser, action, count=str(count), confirmed="1", **kwargs)
+def confirm(browser, action: str, count: int, key: str | None = None, **kwargs):
+    """Press the review page's confirm button (its one-time key included)."""
+    return review(browser, action, count=str(count), confirmed="1", key=key or uuid.uuid4().hex, **kwargs)
 
 
 def visible(response) -> str:
@@ -87,8 +89,12 @@ def test_send_to_every_account_of_a_search_queues_one_message_each_and_reports_s
     assert len(mail_settings.inbox.messages) == 3
     done = visible(csr.get(progress_url))
     assert "Done: 3 accounts changed." in done
-    assert "has no e-mail address" in done and without_mail  # the skip reason, counted
+    assert "the account has no e-mail address" in done and without_mail  # the skip reason, counted
     assert audit_actions(app).count("bulk.send-link-email") == 1
+    with app.app_context():
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "bulk.send-link-email"))
+        assert event.detail["search"] == 'owner:"bulk person"' and event.detail["count"] == 4
+        assert event.detail["job"] == int(progress_url.rsplit("/", 1)[1])
     assert "message.queue" not in audit_actions(app)
 
 
@@ -148,3 +154,28 @@ def test_a_csr_cannot_follow_another_staff_users_job(app, admin, csr, make_accou
     assert re.fullmatch(r"/accounts/bulk/\d+", location)
     assert csr.get(location).status_code == 404
     assert admin.get(location).status_code == 200
+
+
+def test_a_double_clicked_confirmation_starts_one_job(app, csr, make_account):
+    account_id = make_account()
+    first = confirm(csr, "disable", 1, key="same-key-000000000001", ids=[account_id])
+    second = confirm(csr, "disable", 1, key="same-key-000000000001", ids=[account_id])
+
+    assert first.headers["Location"] == second.headers["Location"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Job.id))) == 1
+    assert audit_actions(app).count("bulk.disable") == 1
+
+
+def test_equal_skip_reasons_count_together_and_deleted_accounts_are_skipped(app, csr, mail_settings, make_account):
+    ids = [make_account(email=f"ok{n}@example.com") for n in range(2)] + [make_account(email="") for _ in range(3)]
+    location = confirm(csr, "send-activation-email", 5, ids=ids).headers["Location"]
+    with app.app_context():
+        db.session.delete(db.session.get(Account, ids[0]))  # deleted before the worker gets to it
+        db.session.commit()
+    run_worker(app)
+
+    done = visible(csr.get(location))
+    assert "Done: 1 account changed." in done
+    assert "the account has no e-mail address: add one, or send an SMS. 3" in done
+    assert "deleted or moved out of your groups since 1" in done

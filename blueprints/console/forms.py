@@ -145,6 +145,7 @@ class BulkForm(FlaskForm):
     registered = HiddenField()
     count = IntegerField(validators=[Optional()])  # what the CSR saw on the review page
     confirmed = HiddenField()
+    key = HiddenField(validators=[Optional(), Length(min=16, max=64)])  # one per review page
 
 
 class MessageFilterForm(FlaskForm):

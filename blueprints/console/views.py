@@ -125,14 +125,17 @@ def bulk_review():
     try:
         ids = bulk.matching_ids(current_user, selected=form.ids.data if form.scope.data == "selected" else None,
                                 **_filters(filters))
-        if form.confirmed.data and form.count.data == len(ids):
-            job = bulk.start(current_user, form.action.data, ids)
+        if form.confirmed.data and form.count.data == len(ids) and form.key.data:
+            scope = ({"ids": ids} if form.scope.data == "selected" else
+                     {"search": form.q.data or "", "group": form.group.data, "status": form.status.data})
+            job = bulk.start(current_user, form.action.data, ids, key=form.key.data, scope=scope)
             return redirect(url_for(".bulk_progress", job_id=job.id))
     except ServiceError as exc:
         flash(exc.message, "error")
         return redirect(back)
     changed = bool(form.confirmed.data)  # confirmed, but the search now matches another number of accounts
     form.count.data = len(ids)
+    form.key.data = uuid.uuid4().hex
     return render_template("console/accounts/bulk_review.html", form=form, count=len(ids), changed=changed,
                            description=bulk.describe(form.action.data), back=back)
 
