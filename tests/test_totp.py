@@ -142,3 +142,21 @@ def test_the_cli_resets_a_lost_authenticator_and_signs_the_user_out(app, admin_i
     page = page_text(password_step(app, "alice").get("/auth/two-factor"))
     assert "Set up two-factor sign-in" in page
     assert app.test_cli_runner().invoke(args=["reset-totp", "nobody"]).exit_code == 1
+
+
+def test_an_admin_resets_a_staff_users_lost_authenticator_in_the_console(app, admin_id, csr_id):
+    carl = Client(app)
+    carl.login("carl")
+    secret = KEY.search(page_text(carl.get("/auth/two-factor/setup"))).group(1).replace(" ", "")
+    carl.post("/auth/two-factor/setup", {"code": code_for(secret)})
+    admin, _ = set_up(app, "alice")
+    assert "Reset two-factor sign-in" in page_text(admin.get(f"/admin/staff/{csr_id}/edit"))
+
+    done = admin.post(f"/admin/staff/{csr_id}/reset-totp", follow_redirects=True)
+
+    assert any("Two-factor sign-in of carl reset" in message for _, message in flashes(done))
+    assert stored_secret(app, "carl") is None
+    assert carl.get("/").status_code == 302  # their sessions ended
+    assert carl.login("carl").headers["Location"] == "/"  # a CSR: password alone again
+    assert carl.post(f"/admin/staff/{admin_id}/reset-totp").status_code == 403  # only admins reset
+    assert stored_secret(app, "alice") is not None
