@@ -82,7 +82,7 @@ def worker(once: bool, idle: float, threads: int) -> None:
     with ThreadPoolExecutor(max_workers=threads) as pool:
         handled = sum(future.result() for future in [pool.submit(_deliver_loop, app, once, idle)
                                                      for _ in range(threads)])
-    click.echo(f"Handled {handled} message{'s' * (handled != 1)}.")
+    click.echo(f"Handled {handled} {'task' if handled == 1 else 'tasks'} (messages and jobs).")
 
 
 def _deliver_loop(app: Flask, once: bool, idle: float) -> int:

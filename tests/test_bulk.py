@@ -6,7 +6,7 @@ import re
 import uuid
 
 from sqlalchemy import func, select
-from webtools import flashes, page_text
+from webtools import detached, flashes, page_text, run_worker
 
 from extensions import db
 from models import Account, AuditEvent, Job, JobState, Message, MessageStatus
@@ -28,16 +28,8 @@ def visible(response) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page_text(response))).split())
 
 
-def run_worker(app) -> None:
-    result = app.test_cli_runner().invoke(args=["worker", "--once", "--threads", "1"])
-    assert result.exit_code == 0, result.output
-
-
 def account(app, account_id: int) -> Account:
-    with app.app_context():
-        row = db.session.get(Account, account_id)
-        db.session.expunge(row)
-        return row
+    return detached(app, Account, account_id)
 
 
 def audit_actions(app) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from sqlalchemy import select
+from webtools import run_worker
 
 from extensions import db
 from models import Account, AuditEvent, Device, Message, MessageStatus, Status
@@ -17,12 +18,6 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/60
           "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "activation-file.schema.json").read_text())
 LINK = re.compile(r"https://activate\.example\.test/m/([A-Za-z0-9_.\-]+)")
-
-
-def run_worker(app) -> str:
-    result = app.test_cli_runner().invoke(args=["worker", "--once"])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def page_token(html: str) -> str:

@@ -10,7 +10,7 @@ import re
 
 import pytest
 from sqlalchemy import func, select
-from webtools import flashes, page_text, primed
+from webtools import detached, flashes, page_text, primed, run_worker
 
 from extensions import db, vault
 from models import AccessRule, Account, AuditEvent, Job, JobState, Message, Status, StatusEvent
@@ -41,8 +41,7 @@ def uploaded(browser, content: bytes, group_id: int) -> int:
 
 def work(app) -> None:
     """Run the worker as `flask worker --once` does until nothing is left: jobs and messages."""
-    result = app.test_cli_runner().invoke(args=["worker", "--once", "--threads", "1"])
-    assert result.exit_code == 0, result.output
+    run_worker(app)
 
 
 def checked(app, browser, content: bytes, group_id: int) -> tuple[int, str]:
@@ -82,10 +81,7 @@ def accounts_by_number(app) -> dict[str, Account]:
 
 
 def job_row(app, job_id: int) -> Job:
-    with app.app_context():
-        job = db.session.get(Job, job_id)
-        db.session.expunge(job)
-        return job
+    return detached(app, Job, job_id)
 
 
 def import_audit(app) -> list[AuditEvent]:

@@ -16,7 +16,7 @@ import pytest
 import requests
 import segno
 from sqlalchemy import MetaData, Table, func, inspect, select
-from webtools import flashes, page_text
+from webtools import detached, flashes, page_text, run_worker
 from werkzeug.serving import make_server
 
 from extensions import db
@@ -53,12 +53,6 @@ def fresh_token(app, account_id: int, hint: str = "link") -> str:
         return links.make_token(account.id, account.link_version, hint)
 
 
-def run_worker(app) -> str:
-    result = app.test_cli_runner().invoke(args=["worker", "--once"])
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 def send_link(browser, account_id: int, **headers):
     """The CSR presses Send (secure link, by e-mail) on the account page."""
     return browser.post(f"/accounts/{account_id}/send",
@@ -73,11 +67,7 @@ def open_page(phone, token: str, user_agent: str = IPHONE, **headers) -> str:
 
 
 def account_row(app, account_id: int) -> Account | None:
-    with app.app_context():
-        account = db.session.get(Account, account_id)
-        if account is not None:
-            db.session.expunge(account)
-        return account
+    return detached(app, Account, account_id)
 
 
 def device_count(app, account_id: int) -> int:

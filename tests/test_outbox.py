@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
-from webtools import flashes, page_text
+from webtools import detached, flashes, page_text, run_worker
 
 from extensions import db
 from models import Account, Channel, Message, MessageKind, MessageStatus, Status, utcnow
@@ -19,12 +19,6 @@ LINK = re.compile(r"https://activate\.example\.test/m/([A-Za-z0-9_.\-]+)")
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-def run_worker(app) -> str:
-    result = app.test_cli_runner().invoke(args=["worker", "--once"])
-    assert result.exit_code == 0, result.output
-    return result.output
-
 
 def send(browser, account_id: int, kind: str = "link", key: str | None = None):
     """The CSR presses Send on the account page (by e-mail)."""
@@ -50,10 +44,7 @@ def messages(app, account_id: int | None = None) -> list[Message]:
 
 
 def account_row(app, account_id: int) -> Account:
-    with app.app_context():
-        account = db.session.get(Account, account_id)
-        db.session.expunge(account)
-        return account
+    return detached(app, Account, account_id)
 
 
 def make_due(app) -> None:

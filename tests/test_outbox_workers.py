@@ -56,7 +56,7 @@ def test_two_workers_over_a_thousand_messages_send_each_exactly_once(app, databa
         outputs = [worker.communicate(timeout=600) for worker in workers]
 
     assert [worker.returncode for worker in workers] == [0, 0], outputs
-    handled = [int(re.search(r"Handled (\d+) messages", out).group(1)) for out, _ in outputs]
+    handled = [int(re.search(r"Handled (\d+) tasks", out).group(1)) for out, _ in outputs]
     assert sum(handled) == MESSAGES and min(handled) > 0, handled  # both workers took a share
     sent_to = Counter(sms["to"] for sms in vonage.accepted)
     assert set(sent_to) == recipients and set(sent_to.values()) == {1}

@@ -48,3 +48,21 @@ def field_errors(response, name: str) -> list[str]:
 
 def is_sign_in_redirect(response) -> bool:
     return response.status_code == 302 and "/auth/login" in response.headers["Location"]
+
+
+def run_worker(app, threads: int = 1) -> str:
+    """Run `flask worker --once`: every due job and message, then exit; return what it printed."""
+    result = app.test_cli_runner().invoke(args=["worker", "--once", "--threads", str(threads)])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def detached(app, model, row_id: int):
+    """One row read in its own app context, still readable after it (None if it is gone)."""
+    from extensions import db
+
+    with app.app_context():
+        row = db.session.get(model, row_id)
+        if row is not None:
+            db.session.expunge(row)
+        return row
