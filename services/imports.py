@@ -533,7 +533,12 @@ def _send(job: Job, payload: dict[str, Any], result: dict[str, Any]) -> dict[str
     sent, not_sent = 0, {}
     for index, chunk in enumerate(_chunks(ids, SEND_PROGRESS_EVERY)):
         jobs.progress(job, index * SEND_PROGRESS_EVERY, phase=SENDING)
-        for account in db.session.scalars(select(Account).where(Account.id.in_(chunk))).all():
+        for account_id in chunk:
+            # One at a time: every send commits, and an account deleted since the import is skipped.
+            if (account := db.session.get(Account, account_id)) is None:
+                gone = not_sent.setdefault("The account was deleted since the import.", {"count": 0, "usernames": []})
+                gone["count"] += 1
+                continue
             username = account.username
             try:
                 # The key makes a resumed job find the messages it queued before it stopped.

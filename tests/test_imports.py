@@ -524,3 +524,17 @@ def test_status_events_and_rules_are_written_for_every_row_in_bulk(app, admin, g
         assert db.session.scalar(select(func.count(StatusEvent.id))) == 1200
         assert db.session.scalar(select(func.count(AccessRule.id))) == 1200
         assert db.session.scalar(select(func.count(func.distinct(Account.username)))) == 1200
+
+
+def test_an_account_deleted_before_its_message_is_queued_is_counted_not_fatal(app, csr_id, mail_settings,
+                                                                                make_account):
+    kept = make_account(email="kept@example.com")
+    with app.app_context():
+        job = Job(kind=imports.KIND, staff_id=csr_id, total=2, payload={},
+                  result={"send": "link:email", "file": "accounts.csv"})
+        db.session.add(job)
+        db.session.commit()
+        result = imports._send(job, {"account_ids": [kept, kept + 1000]}, dict(job.result))  # the second is gone
+
+    assert result["sent"] == 1
+    assert result["not_sent"]["The account was deleted since the import."]["count"] == 1
