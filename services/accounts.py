@@ -26,7 +26,7 @@ from models import (
     StatusEvent,
     utcnow,
 )
-from services import audit
+from services import audit, keyset
 from services.errors import Conflict, Invalid, NotFound
 from services.search import condition as search_condition
 from services.staff import check_password_strength
@@ -65,13 +65,8 @@ def get_visible(account_id: int, user: StaffUser) -> Account:
 
 def list_page(user: StaffUser, *, before: int | None = None, page_size: int = 50, **filters: Any) -> Page:
     """Return newest-first accounts, one page at a time, without OFFSET (filters: see `filtered`)."""
-    query = filtered(select(Account), user, **filters).order_by(Account.id.desc()).limit(page_size + 1)
-    if before:
-        query = query.where(Account.id < before)
-    items = list(db.session.scalars(query))
-    more = len(items) > page_size
-    items = items[:page_size]
-    return Page(items, items[-1].id if more else None)
+    return Page(*keyset.newest_first(filtered(select(Account), user, **filters), Account.id,
+                                     before=before, page_size=page_size))
 
 
 def filtered(query: Select, user: StaffUser, *, search: str = "", group_id: int | None = None,

@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import AuditEvent, StaffUser
+from services import keyset
 
 
 def record(
@@ -47,17 +48,12 @@ def for_target(target: Any, limit: int = 50) -> list[AuditEvent]:
 def search(*, action: str = "", actor: str = "", before: int | None = None,
            page_size: int = 100) -> tuple[list[AuditEvent], int | None]:
     """Return one newest-first page of the audit log, filtered by action prefix and actor."""
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(page_size + 1)
+    query = select(AuditEvent)
     if action:
         query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     if actor:
         query = query.where(func.lower(AuditEvent.actor) == actor.lower())
-    if before:
-        query = query.where(AuditEvent.id < before)
-    events = list(db.session.scalars(query))
-    more = len(events) > page_size
-    events = events[:page_size]
-    return events, events[-1].id if more else None
+    return keyset.newest_first(query, AuditEvent.id, before=before, page_size=page_size)
 
 
 def actions() -> list[str]:

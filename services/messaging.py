@@ -12,7 +12,7 @@ import gateways
 from extensions import db, vault
 from gateways.base import Outcome, Outgoing, Result
 from models import Account, Channel, Message, MessageKind, MessageStatus, StaffUser, utcnow
-from services import accounts, audit, links, message_templates, settings
+from services import accounts, audit, keyset, links, message_templates, settings
 from services.errors import Invalid, NotFound, Throttled
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def for_account(account: Account, limit: int = 50) -> list[Message]:
 def search(user: StaffUser, *, status: MessageStatus | None = None, gateway: str = "", kind: MessageKind | None = None,
            day: date | None = None, before: int | None = None, page_size: int = 50) -> tuple[list[Message], int | None]:
     """Return one newest-first page of the messages the user may see, filtered."""
-    query = select(Message).outerjoin(Account).order_by(Message.id.desc()).limit(page_size + 1)
+    query = select(Message).outerjoin(Account)
     query = accounts.scoped(query, user) if not user.is_admin else query
     if status:
         query = query.where(Message.status == status)
@@ -66,12 +66,7 @@ def search(user: StaffUser, *, status: MessageStatus | None = None, gateway: str
     if day:
         start = datetime.combine(day, time.min, tzinfo=UTC)
         query = query.where(Message.created_at >= start, Message.created_at < start + timedelta(days=1))
-    if before:
-        query = query.where(Message.id < before)
-    items = list(db.session.scalars(query))
-    more = len(items) > page_size
-    items = items[:page_size]
-    return items, items[-1].id if more else None
+    return keyset.newest_first(query, Message.id, before=before, page_size=page_size)
 
 
 def today_counts(user: StaffUser) -> dict[str, int]:
