@@ -3,12 +3,14 @@ emptied after every test; apps, signed-in clients and a few objects to work on."
 
 import os
 import re
+import threading
 
 import pytest
 from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
+from werkzeug.serving import make_server
 
 from app import create_app
 from config import database_url as normalise_url
@@ -98,6 +100,17 @@ class Client:
         response = self.post("/auth/login", {"username": username, "password": password})
         self.csrf = ""  # a new session gets a new token
         return response
+
+
+@pytest.fixture
+def live_server(app):
+    """Serve the test app on a free loopback port, a thread per request, for the duration of one test."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
 
 
 @pytest.fixture

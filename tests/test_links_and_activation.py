@@ -17,7 +17,6 @@ import requests
 import segno
 from sqlalchemy import MetaData, Table, func, inspect, select
 from webtools import detached, flashes, page_text, run_worker
-from werkzeug.serving import make_server
 
 from extensions import db
 from models import Account, AuditEvent, Device, Message, Platform, Status
@@ -152,17 +151,6 @@ def assert_no_account_data(body: str, account: Account) -> None:
     for private in (account.owner, *account.owner.split(), account.username, account.callerid,
                     account.callerid.lstrip("+"), account.email):
         assert private not in body, private
-
-
-@pytest.fixture
-def live_server(app):
-    """Serve the test app on a free loopback port with a thread per request."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 # -- dead links ------------------------------------------------------------------------------
