@@ -196,12 +196,17 @@ def clear_licence(account: Account, *, actor: StaffUser) -> None:
     db.session.commit()
 
 
-def set_status(account: Account, status: Status, *, actor: str, channel: str | None = None,
-               resend: bool = False) -> bool:
-    """Move the lifecycle forward (or back to a "sent" state on resend); never backwards alone."""
+def status_moves(account: Account, status: Status, *, channel: str | None = None, resend: bool = False) -> bool:
+    """True when the lifecycle may go to `status`: forward, or back to a "sent" state on resend."""
     if status.rank < account.status.rank and not resend:
         return False
-    if status is account.status and channel == account.status_channel:
+    return status is not account.status or channel != account.status_channel
+
+
+def set_status(account: Account, status: Status, *, actor: str, channel: str | None = None,
+               resend: bool = False) -> bool:
+    """Move the lifecycle (see status_moves) and add the history row; False when it stays."""
+    if not status_moves(account, status, channel=channel, resend=resend):
         return False
     account.status, account.status_channel, account.status_changed_at = status, channel, utcnow()
     # Added by its many-to-one side: the account's whole history is not loaded for one row.

@@ -6,11 +6,10 @@ import secrets
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
-from sqlalchemy import update
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import bindparam, insert, update
 
 from extensions import db
-from models import Account, Device, Platform, Status, utcnow
+from models import Account, AuditEvent, Device, Platform, Status, StatusEvent, utcnow
 from services import accounts, audit, links
 
 SCHEMA = "provisio.activation/1"
@@ -42,37 +41,45 @@ def record_install(link: links.Link, platform: Platform) -> None:
 
 def activate(link: links.Link, *, settings: dict, platform: Platform, ip: str | None,
              user_agent: str, app_version: str | None) -> ActivationFile:
-    """Consume the link exactly once, activate the account and return its activation file."""
+    """Consume the link exactly once, activate the account and return its activation file.
+
+    The end user's hottest write, so it is a handful of Core statements on the session's connection
+    (no unit of work), and the file is built before them: the write lock covers the writes alone.
+    """
     account = link.account
+    credential = secrets.token_urlsafe(32)
+    file = snom_file(account) if account.is_snom else _json_file(account, settings, credential)
+    now = utcnow()
+    changes = {"link_version": link.version + 1, "keys_locked": False}  # the client may upload new keys
+    if account.wizard:
+        changes["enabled"] = True
+    moved = accounts.status_moves(account, Status.ACTIVATED)
+    if moved:
+        changes.update(status=Status.ACTIVATED, status_channel=None, status_changed_at=now)
+    connection = db.session.connection()
     # The version moves only if it is still the one in the link: of concurrent taps, one wins.
-    won = db.session.execute(
-        update(Account)
-        .where(Account.id == account.id, Account.link_version == link.version)
-        .values(link_version=Account.link_version + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not won:
+    if not connection.execute(_CLAIM, {"b_id": account.id, "b_version": link.version, **changes}).rowcount:
         db.session.rollback()
         refuse(account, "used", ip=ip)
         raise links.LinkGone("used")
-    set_committed_value(account, "link_version", link.version + 1)  # what the UPDATE wrote, without a SELECT
     # One installation per account: the previous device's credential stops working.
-    db.session.execute(update(Device).where(Device.account_id == account.id, Device.revoked_at.is_(None))
-                       .values(revoked_at=utcnow()).execution_options(synchronize_session=False))
-    credential = secrets.token_urlsafe(32)
-    db.session.add(Device(
-        account=account,
-        credential_hash=hashlib.sha256(credential.encode()).hexdigest(), platform=platform,
-        app_version=(app_version or None) and app_version[:32], ip=ip, user_agent=user_agent[:512],
-    ))
-    if account.wizard:
-        account.enabled = True
-    account.keys_locked = False  # provisioned again: the client may upload a new key pair
-    accounts.set_status(account, Status.ACTIVATED, actor=END_USER)
-    audit.record(END_USER, "account.activate", account, ip=ip, platform=platform.value)
-    result = snom_file(account) if account.is_snom else _json_file(account, settings, credential)
+    connection.execute(_REVOKE, {"b_account_id": account.id, "revoked_at": now})
+    connection.execute(insert(Device), {
+        "account_id": account.id, "credential_hash": hashlib.sha256(credential.encode()).hexdigest(),
+        "platform": platform, "app_version": (app_version or None) and app_version[:32], "ip": ip,
+        "user_agent": user_agent[:512], "first_seen": now, "last_seen": now})
+    if moved:
+        connection.execute(insert(StatusEvent), {"account_id": account.id, "status": Status.ACTIVATED,
+                                                 "channel": None, "actor": END_USER, "created_at": now})
+    connection.execute(insert(AuditEvent), audit.values(END_USER, "account.activate", account, ip=ip,
+                                                         platform=platform.value))
     db.session.commit()
-    return result
+    return file
+
+
+# Built once; the columns to SET come with each call's parameters (b_* are the WHERE's).
+_CLAIM = update(Account).where(Account.id == bindparam("b_id"), Account.link_version == bindparam("b_version"))
+_REVOKE = update(Device).where(Device.account_id == bindparam("b_account_id"), Device.revoked_at.is_(None))
 
 
 def refuse(account: Account | None, reason: str, *, ip: str | None) -> None:

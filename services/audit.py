@@ -18,18 +18,20 @@ def record(
     **detail: Any,
 ) -> AuditEvent:
     """Add an audit event to the session; it commits with the change it describes."""
-    event = AuditEvent(
-        actor=actor if isinstance(actor, str) else actor.username,
-        action=action,
-        ip=ip,
-        detail=detail,
-    )
-    if target is not None:
-        event.target_type = target.__tablename__.rstrip("s")
-        event.target_id = target.id
-        event.target = getattr(target, "username", None) or getattr(target, "name", None)
+    event = AuditEvent(**values(actor, action, target, ip=ip, **detail))
     db.session.add(event)
     return event
+
+
+def values(actor: StaffUser | str, action: str, target: Any = None, *, ip: str | None = None,
+           **detail: Any) -> dict[str, Any]:
+    """The columns of an audit event, for record() or for a Core INSERT on a hot path."""
+    row = {"actor": actor if isinstance(actor, str) else actor.username, "action": action, "ip": ip,
+           "detail": detail, "target_type": None, "target_id": None, "target": None}
+    if target is not None:
+        row.update(target_type=target.__tablename__.rstrip("s"), target_id=target.id,
+                   target=getattr(target, "username", None) or getattr(target, "name", None))
+    return row
 
 
 def for_target(target: Any, limit: int = 50) -> list[AuditEvent]:

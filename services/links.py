@@ -1,16 +1,20 @@
 """Secure links: signed, timed, versioned tokens for `/m/<token>`. Tokens are never stored."""
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from extensions import db
-from models import Account, Group
+from models import Account, Group, Status
 from services.errors import ServiceError
 
 SALT = "provisio.secure-link.v1"
+FORM_SALT = b"provisio.secure-link-form.v1"
 
 
 class LinkGone(ServiceError):
@@ -30,6 +34,21 @@ class Link:
     hint: str  # the message kind it was sent as: which button the page emphasises
 
 
+@dataclass(frozen=True)
+class Glance:
+    """A verified link with only what its page shows, read in one light query (no ORM objects)."""
+
+    hint: str
+    owner: str
+    status: Status
+    security_model: str | None
+
+
+# Built once: composing a statement costs more than running it.
+_GLANCE = select(Account.link_version, Account.staff_disabled, Account.owner, Account.status,
+                 Account.security_model).where(Account.id == bindparam("account_id"))
+
+
 def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT)
 
@@ -44,21 +63,56 @@ def url_for_token(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/m/{token}"
 
 
-def load(token: str, *, max_age_hours: float) -> Link:
-    """Verify a token and return its link, or raise LinkGone."""
+def verify(token: str, *, max_age_hours: float) -> tuple[int, int, str]:
+    """Check a token's signature and age; return (account id, version, hint) or raise LinkGone."""
     try:
         account_id, version, hint = _serializer().loads(token, max_age=int(max_age_hours * 3600))
     except SignatureExpired:
         raise LinkGone("expired") from None
     except (BadSignature, ValueError, TypeError):
         raise LinkGone("invalid") from None
+    if not isinstance(account_id, int):
+        raise LinkGone("invalid")
+    return account_id, version, str(hint)
+
+
+def load(token: str, *, max_age_hours: float) -> Link:
+    """Verify a token and return its link with the account, or raise LinkGone."""
+    account_id, version, hint = verify(token, max_age_hours=max_age_hours)
     # One query for what the page and the activation file read: the account, its profile, its group's.
     options = [joinedload(Account.profile), joinedload(Account.group).joinedload(Group.profile)]
-    account = db.session.get(Account, account_id, options=options) if isinstance(account_id, int) else None
+    account = db.session.get(Account, account_id, options=options)
+    _check_alive(account, version)
+    return Link(account, version, hint)
+
+
+def glance(token: str, *, max_age_hours: float) -> Glance:
+    """Verify a token for its landing page, the hottest read of the server, or raise LinkGone."""
+    account_id, version, hint = verify(token, max_age_hours=max_age_hours)
+    row = db.session.connection().execute(_GLANCE, {"account_id": account_id}).one_or_none()
+    _check_alive(row, version)
+    return Glance(hint, row.owner, row.status, row.security_model)
+
+
+def _check_alive(account, version: int) -> None:
     if account is None:
         raise LinkGone("no_account")
     if account.link_version != version:
         raise LinkGone("superseded")
     if account.staff_disabled:
         raise LinkGone("disabled")
-    return Link(account, version, str(hint))
+
+
+def form_token(token: str) -> str:
+    """The token of the page's forms: bound to the link, which is the end user's only session.
+
+    An HMAC needs no cookie and no server state; it guards the Install and Activate forms as a
+    session's CSRF token guards the console's (whoever holds the link can open its page anyway).
+    """
+    key = hashlib.sha256(FORM_SALT + current_app.config["SECRET_KEY"].encode()).digest()
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+
+
+def form_token_matches(token: str, posted: str) -> bool:
+    """True when a POST carries the form token of its link's page."""
+    return hmac.compare_digest(form_token(token).encode(), posted.encode())

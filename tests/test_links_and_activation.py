@@ -20,7 +20,7 @@ from webtools import detached, flashes, page_text, run_worker
 
 from extensions import db
 from models import Account, AuditEvent, Device, Message, Platform, Status
-from services import accounts, links, settings
+from services import accounts, links, settings, staff
 from services.platforms import platform_of
 
 PUBLIC = "https://activate.example.test"
@@ -425,6 +425,51 @@ def test_install_without_a_download_url_shows_no_app_page_and_still_records_inst
     assert response.status_code == 404
     assert f"No app for {Platform.ANDROID.label}" in page_text(response)
     assert account_row(app, account_id).status is Status.INSTALLED
+
+
+def test_the_page_shows_what_changed_since_it_was_last_rendered(app, admin_id, mail_settings, make_account):
+    account_id = make_account(owner="Ada Lovelace", security_model="end-to-end")
+    token = fresh_token(app, account_id)
+    phone = app.test_client()
+    before = open_page(phone, token, ANDROID)
+    assert "Hello Ada," in before and "data-no-download" not in before
+
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        accounts.update_account(account, {"group_id": account.group_id, "owner": "Grace Hopper",
+                                          "security_model": "end-to-site"},
+                                actor=staff.get(admin_id))
+    renamed = open_page(phone, token, ANDROID)
+    assert "Hello Grace," in renamed and "end-to-site app" in renamed
+    assert "data-no-download" in renamed  # there is no Android end-to-site build
+
+    with app.app_context():
+        urls = settings.get("download_urls")
+        settings.save({"download_urls": {**urls, "android/end-to-site": "https://apps.example.test/a-e2s"}},
+                      actor="test")
+    assert "data-no-download" not in open_page(phone, token, ANDROID)
+    assert open_page(phone, token, ANDROID) == open_page(phone, token, ANDROID)  # the same page twice
+
+
+def test_the_page_sets_no_cookie_and_its_form_token_works_for_its_own_link_only(app, mail_settings,
+                                                                                 make_account):
+    mine, other = make_account(wizard=True), make_account(wizard=True)
+    mine_token, other_token = fresh_token(app, mine), fresh_token(app, other)
+    phone = app.test_client(use_cookies=False)
+    response = phone.get(f"/m/{mine_token}", headers={"User-Agent": IPHONE})
+    assert "Set-Cookie" not in response.headers
+    form_token = CSRF.search(page_text(response)).group(1)
+
+    for path in ("install", "activate"):
+        refused = phone.post(f"/m/{other_token}/{path}", data={"csrf_token": form_token, "platform": "ios"})
+        assert refused.status_code == 400
+        assert "Form expired" in page_text(refused)
+    assert account_row(app, other).status is Status.CREATED and device_count(app, other) == 0
+
+    delivered = phone.post(f"/m/{mine_token}/activate", data={"csrf_token": form_token, "platform": "ios"})
+    assert delivered.status_code == 200
+    assert delivered.mimetype == "application/x-provisio-activation"
+    assert account_row(app, mine).status is Status.ACTIVATED
 
 
 # -- secrets ---------------------------------------------------------------------------------
