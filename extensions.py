@@ -4,6 +4,7 @@ import sqlite3
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
 from flask_mail import Mail
 from flask_migrate import Migrate
@@ -57,6 +58,17 @@ class Vault:
         return self._fernet
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, its serializer built once per set of keys rather than per request."""
+
+    def get_signing_serializer(self, app: Flask):
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        cached = app.extensions.get("provisio.session_serializer")
+        if cached is None or cached[0] != keys:
+            cached = app.extensions["provisio.session_serializer"] = (keys, super().get_signing_serializer(app))
+        return cached[1]
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
@@ -92,6 +104,7 @@ def init_app(app: Flask) -> None:
     """Bind every extension to the app."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": True}
+    app.session_interface = SessionInterface()
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True)
     login_manager.init_app(app)

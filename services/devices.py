@@ -81,7 +81,7 @@ def heartbeat(device: Device, *, ip: str | None, app_version: str | None, interv
 def current_config(device: Device, settings: dict) -> Config:
     """The activation document as it is now (a rotated password arrives here), without the credential."""
     account = require_enabled(device)
-    document = activation.document(account, settings, credential=None)
+    document = activation.document(account, account.effective_profile, settings, credential=None)
     document.pop("client_api")
     # issued_at changes every call; the ETag covers what the client configures.
     stable = json.dumps({k: v for k, v in document.items() if k != "issued_at"}, sort_keys=True, default=str)

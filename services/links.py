@@ -1,5 +1,6 @@
 """Secure links: signed, timed, versioned tokens for `/m/<token>`. Tokens are never stored."""
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -50,7 +51,12 @@ _GLANCE = select(Account.link_version, Account.staff_disabled, Account.owner, Ac
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+    return _serializer_for(current_app.config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=8)
+def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret_key, salt=SALT)
 
 
 def make_token(account_id: int, version: int, hint: str = "link") -> str:
@@ -82,19 +88,21 @@ def load(token: str, *, max_age_hours: float) -> Link:
     # One query for what the page and the activation file read: the account, its profile, its group's.
     options = [joinedload(Account.profile), joinedload(Account.group).joinedload(Group.profile)]
     account = db.session.get(Account, account_id, options=options)
-    _check_alive(account, version)
+    ensure_alive(account, version)
     return Link(account, version, hint)
 
 
 def glance(token: str, *, max_age_hours: float) -> Glance:
     """Verify a token for its landing page, the hottest read of the server, or raise LinkGone."""
     account_id, version, hint = verify(token, max_age_hours=max_age_hours)
-    row = db.session.connection().execute(_GLANCE, {"account_id": account_id}).one_or_none()
-    _check_alive(row, version)
+    with db.engine.connect() as connection:  # no ORM session: nothing to track, nothing to close
+        row = connection.execute(_GLANCE, {"account_id": account_id}).one_or_none()
+    ensure_alive(row, version)
     return Glance(hint, row.owner, row.status, row.security_model)
 
 
-def _check_alive(account, version: int) -> None:
+def ensure_alive(account, version: int) -> None:
+    """Raise LinkGone unless the account (an ORM object or a row) still honours this link version."""
     if account is None:
         raise LinkGone("no_account")
     if account.link_version != version:

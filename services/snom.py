@@ -63,4 +63,4 @@ def _serve(account: Account, *, ip: str, user_agent: str) -> ActivationFile:
     if accounts.set_status(account, Status.ACTIVATED, actor="phone") and account.wizard:
         account.enabled = True
     db.session.commit()
-    return snom_file(account)
+    return snom_file(account, account.effective_profile)

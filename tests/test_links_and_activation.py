@@ -19,7 +19,7 @@ from sqlalchemy import MetaData, Table, func, inspect, select
 from webtools import detached, flashes, page_text, run_worker
 
 from extensions import db
-from models import Account, AuditEvent, Device, Message, Platform, Status
+from models import Account, AuditEvent, Device, Message, Platform, Profile, Status
 from services import accounts, links, settings, staff
 from services.platforms import platform_of
 
@@ -296,6 +296,35 @@ def test_app_fetch_with_client_header_delivers_file_and_records_app_version(app,
         device = db.session.scalar(select(Device).where(Device.account_id == account_id))
         assert device.app_version == "12.3.1"
         assert device.platform is Platform.ANDROID
+
+
+def fetch_document(app, account_id: int) -> dict:
+    response = app.test_client().get(f"/m/{fresh_token(app, account_id)}/activation", headers=APP)
+    assert response.status_code == 200
+    return response.get_json(force=True)
+
+
+def test_the_file_carries_the_accounts_own_profile_else_its_groups_else_none(app, mail_settings, make_account,
+                                                                             other_group):
+    with app.app_context():
+        own = Profile(name="Edge", sip_host="sip.edge.example.net", provisioning_host="prov.edge.example.net",
+                      transport="tcp", refetch_hours=6, options={"codec": "opus"})
+        db.session.add(own)
+        db.session.commit()
+        own_id = own.id
+
+    mine = fetch_document(app, make_account(wizard=True, profile_id=own_id))
+    assert mine["servers"]["sip"] == {"host": "sip.edge.example.net", "transport": "tcp"}
+    assert mine["servers"]["provisioning"] == {"host": "prov.edge.example.net"}
+    assert mine["profile"] == {"name": "Edge", "options": {"codec": "opus"}}
+    assert mine["refetch"]["interval_hours"] == 6
+
+    groups = fetch_document(app, make_account(wizard=True))
+    assert groups["servers"]["sip"]["host"] == "sip.example.net" and groups["profile"]["name"] == "Standard"
+
+    none = fetch_document(app, make_account(group_id=other_group))  # a plain account, a group without one
+    assert none["servers"]["sip"] == {"host": None, "transport": "tls"}
+    assert none["profile"] == {"name": None, "options": {}}
 
 
 def test_ten_concurrent_activations_of_one_link_deliver_exactly_one_file(app, live_server, mail_settings,

@@ -112,13 +112,7 @@ def activation_file(token: str):
 
 
 def _deliver(token: str, *, platform: Platform, app_version: str | None) -> Response:
-    config = settings.get_all()
-    try:
-        link = links.load(token, max_age_hours=config["link_max_age_hours"])
-    except links.LinkGone as exc:
-        activation.refuse(None, exc.reason, ip=request.remote_addr)
-        raise
-    file = activation.activate(link, settings=config, platform=platform, ip=request.remote_addr,
+    file = activation.activate(token, settings=settings.get_all(), platform=platform, ip=request.remote_addr,
                                user_agent=request.user_agent.string, app_version=app_version)
     return Response(file.body, mimetype=file.mimetype, headers={
         **ACTIVATION_HEADERS, "Content-Disposition": f'attachment; filename="{file.filename}"'})
