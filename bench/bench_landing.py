@@ -16,9 +16,9 @@ from bench.common import get, gunicorn, ratio, scratch_env, throughput  # noqa: 
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
-ROUNDS = 5
-REQUESTS = 1000  # GETs per round, for hello and for the landing page
-ACTIVATIONS = 400  # per round: each consumes one account's link
+ROUNDS = 9
+REQUESTS = 600  # GETs per round, for hello and for the landing page
+ACTIVATIONS = 250  # per round: each consumes one account's link
 
 
 def prepare(env: dict[str, str]) -> list[tuple[str, str]]:
