@@ -15,12 +15,16 @@ def init_app(app: Flask) -> None:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0)
 
+    defaults = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
+                ("X-Frame-Options", "DENY"), ("Referrer-Policy", "same-origin")]
+    if app.config["SESSION_COOKIE_SECURE"]:
+        defaults.append(("Strict-Transport-Security", "max-age=31536000"))
+
     @app.after_request
     def set_security_headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if app.config["SESSION_COOKIE_SECURE"]:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        """Add each header the view did not set itself (one pass: this runs on every response)."""
+        present = {name.lower() for name, _value in response.headers.items()}
+        for name, value in defaults:
+            if name.lower() not in present:
+                response.headers.add(name, value)
         return response
