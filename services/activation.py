@@ -32,9 +32,8 @@ def download_url(settings: dict, platform: Platform, security_model: str | None)
     return urls.get(f"{platform.value}/{security_model}") or urls.get(f"{platform.value}/*")
 
 
-def record_install(link: links.Link, platform: Platform) -> None:
+def record_install(account: Account, platform: Platform) -> None:
     """Note that the end user tapped Install (if the account is not already past it)."""
-    account = link.account
     if accounts.set_status(account, Status.INSTALLED, actor=END_USER):
         audit.record(END_USER, "account.install_clicked", account, platform=platform.value)
     db.session.commit()

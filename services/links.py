@@ -27,19 +27,10 @@ class LinkGone(ServiceError):
 
 
 @dataclass(frozen=True)
-class Link:
-    """A verified link: its account and the version it was made for."""
-
-    account: Account
-    version: int
-    hint: str  # the message kind it was sent as: which button the page emphasises
-
-
-@dataclass(frozen=True)
 class Glance:
     """A verified link with only what its page shows, read in one light query (no ORM objects)."""
 
-    hint: str
+    hint: str  # the message kind it was sent as: which button the page emphasises
     owner: str
     status: Status
     security_model: str | None
@@ -82,14 +73,13 @@ def verify(token: str, *, max_age_hours: float) -> tuple[int, int, str]:
     return account_id, version, str(hint)
 
 
-def load(token: str, *, max_age_hours: float) -> Link:
-    """Verify a token and return its link with the account, or raise LinkGone."""
-    account_id, version, hint = verify(token, max_age_hours=max_age_hours)
-    # One query for what the page and the activation file read: the account, its profile, its group's.
+def load(token: str, *, max_age_hours: float) -> Account:
+    """Verify a token and return its account (with its profile and its group's), or raise LinkGone."""
+    account_id, version, _hint = verify(token, max_age_hours=max_age_hours)
     options = [joinedload(Account.profile), joinedload(Account.group).joinedload(Group.profile)]
     account = db.session.get(Account, account_id, options=options)
     ensure_alive(account, version)
-    return Link(account, version, hint)
+    return account
 
 
 def glance(token: str, *, max_age_hours: float) -> Glance:

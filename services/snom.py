@@ -36,8 +36,7 @@ def settings_for_mac(mac: str, *, ip: str, user_agent: str) -> ActivationFile:
 
 def first_boot(token: str, *, ip: str, user_agent: str, max_age_hours: float) -> ActivationFile:
     """A token-bound URL for a new phone: binds its MAC (from the User-Agent) when the account has none."""
-    link = links.load(token, max_age_hours=max_age_hours)
-    account = link.account
+    account = links.load(token, max_age_hours=max_age_hours)
     phone = phone_of(user_agent)
     if not account.is_snom or phone is None:
         raise ApiError(400, "not_a_snom_phone", "This address is for a Snom desk phone.")

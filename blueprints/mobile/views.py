@@ -87,10 +87,10 @@ def render_landing(page: LandingPage) -> str:
 def install(token: str):
     """Record "Installed" and send the user to the app build for their platform and security model."""
     config = settings.get_all()
-    link = links.load(token, max_age_hours=config["link_max_age_hours"])
+    account = links.load(token, max_age_hours=config["link_max_age_hours"])
     platform = _chosen_platform()
-    url = activation.download_url(config, platform, link.account.security_model)
-    activation.record_install(link, platform)
+    url = activation.download_url(config, platform, account.security_model)
+    activation.record_install(account, platform)
     if url is None:
         return render_template("mobile/no_download.html", platform=platform, token=token), 404
     return redirect(url, code=303)
