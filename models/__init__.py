@@ -21,6 +21,7 @@ from models.job import Job
 from models.message import Message
 from models.setting import Setting
 from models.staff import StaffSession, StaffUser, staff_groups
+from models.throttle import RateCounter
 
 __all__ = [
     "AccessRule",
@@ -39,6 +40,7 @@ __all__ = [
     "Platform",
     "Profile",
     "PublicKey",
+    "RateCounter",
     "Role",
     "RuleKind",
     "Setting",

@@ -25,6 +25,8 @@ class AuditEvent(db.Model):
     target_id: Mapped[int | None]
     target: Mapped[str | None] = mapped_column(String(128))
     ip: Mapped[str | None] = mapped_column(String(64))
+    # What came of the action: "ok", or why it was refused or failed ("refused", "throttled" …).
+    outcome: Mapped[str] = mapped_column(String(32), default="ok", server_default="ok")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 

@@ -15,19 +15,20 @@ def record(
     target: Any = None,
     *,
     ip: str | None = None,
+    outcome: str = "ok",
     **detail: Any,
 ) -> AuditEvent:
     """Add an audit event to the session; it commits with the change it describes."""
-    event = AuditEvent(**values(actor, action, target, ip=ip, **detail))
+    event = AuditEvent(**values(actor, action, target, ip=ip, outcome=outcome, **detail))
     db.session.add(event)
     return event
 
 
 def values(actor: StaffUser | str, action: str, target: Any = None, *, ip: str | None = None,
-           **detail: Any) -> dict[str, Any]:
+           outcome: str = "ok", **detail: Any) -> dict[str, Any]:
     """The columns of an audit event, for record() or for a Core INSERT on a hot path."""
     row = {"actor": actor if isinstance(actor, str) else actor.username, "action": action, "ip": ip,
-           "detail": detail, "target_type": None, "target_id": None, "target": None}
+           "outcome": outcome, "detail": detail, "target_type": None, "target_id": None, "target": None}
     if target is not None:
         row.update(target_type=target.__tablename__.rstrip("s"), target_id=target.id,
                    target=getattr(target, "username", None) or getattr(target, "name", None))
