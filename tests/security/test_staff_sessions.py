@@ -246,6 +246,12 @@ def test_a_secure_session_cookie_is_named_host_and_is_host_only(secure_app, admi
     attributes = [part.strip().lower() for part in cookie.split(";")[1:]]
     assert "secure" in attributes and "path=/" in attributes
     assert not any(part.startswith("domain=") for part in attributes)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page_text(response)).group(1)
+    signed_in = browser.post("/auth/login", base_url="https://provisio.example",
+                             headers={"Referer": "https://provisio.example/auth/login"},  # CSRF over TLS
+                             data={"username": "alice", "password": PASSWORD, "csrf_token": token})
+    assert signed_in.status_code == 302
+    assert browser.get("/", base_url="https://provisio.example").status_code == 200  # the session rides on it
 
 
 def test_signed_in_pages_are_never_stored(admin):
