@@ -48,7 +48,11 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     REMEMBER_COOKIE_HTTPONLY = True
-    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    # A staff session ends on the server after this long without a request, or this long after
+    # sign-in whatever it does (services.staff.load_session); the cookie's signature expires with it.
+    SESSION_IDLE_MINUTES = float(os.environ.get("SESSION_IDLE_MINUTES", "30"))
+    SESSION_MAX_HOURS = float(os.environ.get("SESSION_MAX_HOURS", "12"))
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=SESSION_MAX_HOURS)
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
 
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
@@ -92,8 +96,9 @@ class Config:
     PASSWORD_HASH_PROFILE = os.environ.get("PASSWORD_HASH_PROFILE", "RFC_9106_LOW_MEMORY")
     LOGIN_MAX_FAILURES = int(os.environ.get("LOGIN_MAX_FAILURES", "5"))
     LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "15"))
-    # Roles that must sign in with a TOTP code as well (SPEC §7: admins; add csr,viewer to require it of all).
-    TOTP_REQUIRED_ROLES = env_list("TOTP_REQUIRED_ROLES", "admin")
+    # Roles that must sign in with a TOTP code as well: every role by default (a CSR sends links that
+    # yield credentials); an operator may lower it, e.g. TOTP_REQUIRED_ROLES=admin.
+    TOTP_REQUIRED_ROLES = env_list("TOTP_REQUIRED_ROLES", "admin,csr,viewer")
     TOTP_ISSUER = os.environ.get("TOTP_ISSUER", "Provisio")
 
 

@@ -105,6 +105,11 @@ def init_app(app: Flask) -> None:
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": True}
     app.session_interface = SessionInterface()
+    if app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_NAME"] == "session":
+        # The __Host- prefix: browsers take the cookie only if Secure, host-only and Path=/, so no
+        # sibling subdomain or plain-HTTP page can plant or overwrite a staff session.
+        app.config.update(SESSION_COOKIE_NAME="__Host-session", SESSION_COOKIE_PATH="/",
+                          SESSION_COOKIE_DOMAIN=None)
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True)
     login_manager.init_app(app)

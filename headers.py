@@ -1,6 +1,6 @@
 """Security headers on every response, and the client address behind a reverse proxy."""
 
-from flask import Flask, Response
+from flask import Flask, Response, request, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 CSP = (
@@ -27,4 +27,7 @@ def init_app(app: Flask) -> None:
         for name, value in defaults:
             if name.lower() not in present:
                 response.headers.add(name, value)
+        # A staff browser (signed in or half-way) holds a session: its pages and exports are its own.
+        if session and request.endpoint != "static":
+            response.headers["Cache-Control"] = "no-store"
         return response

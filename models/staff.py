@@ -70,7 +70,10 @@ class StaffUser(UserMixin, TimestampMixin, db.Model):
 
 
 class StaffSession(db.Model):
-    """A signed-in browser; revoking the row signs it out wherever the cookie is."""
+    """A signed-in browser; revoking the row signs it out wherever the cookie is.
+
+    The server decides how long it lives: idle since `last_seen_at` or old since `created_at`
+    beyond the configured limits, it is refused (services.staff.load_session)."""
 
     __tablename__ = "staff_sessions"
 
@@ -79,6 +82,8 @@ class StaffSession(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Moved forward at most once a minute (a write per request would queue every page on SQLite).
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(256))

@@ -11,15 +11,18 @@ import pyotp
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from extensions import db, vault
-from models import AuditEvent, Group, Role, StaffSession, StaffUser, utcnow
-from services import audit
+from models import Group, Role, StaffSession, StaffUser, utcnow
+from services import audit, throttle
 from services.errors import Conflict, Invalid, NotFound, Throttled
 
 MIN_PASSWORD_LENGTH = 12
 INVALID_LOGIN = "Unknown username or wrong password."
+WRONG_CODE = "Wrong or already used code. Type the 6 digits your authenticator app shows now."
+# How often a session's last_seen_at moves forward: the idle limit is exact to this much.
+SEEN_EVERY = timedelta(minutes=1)
 
 
 def check_password_strength(password: str, username: str = "") -> None:
@@ -88,6 +91,7 @@ def update_user(
 
 def change_password(user: StaffUser, *, current: str, new: str, ip: str | None) -> None:
     """Change one's own password; every other session of the user is signed out."""
+    _count_attempt(user.username, ip=ip)  # a stolen session guesses no faster than the sign-in page
     if not _verify(user.password_hash, current):
         raise Invalid("The current password is wrong.", field="current")
     check_password_strength(new, user.username)
@@ -114,7 +118,7 @@ def authenticate(username: str, password: str, *, ip: str | None, user_agent: st
 def check_password(username: str, password: str, *, ip: str | None) -> StaffUser:
     """The first step of signing in: the same answer for every failure, failures counted for throttling."""
     username = username.strip()
-    _check_throttle(username)
+    _count_attempt(username, ip=ip)  # before argon2: above the limit no hash is checked at all
     user = find(username)
     # An unknown username is checked against a dummy hash, so both answers take the same time.
     ok = _verify(user.password_hash if user else _dummy_hash(), password)
@@ -130,13 +134,15 @@ def check_password(username: str, password: str, *, ip: str | None) -> StaffUser
 
 def open_session(user: StaffUser, *, ip: str | None, user_agent: str | None) -> StaffUser:
     """Open a server-side session for a user who passed every step; its token goes in the cookie."""
-    token = secrets.token_urlsafe(32)
-    db.session.add(
-        StaffSession(user=user, token_hash=_digest(token), ip=ip, user_agent=(user_agent or "")[:256])
-    )
-    user.last_login_at = utcnow()
+    token, now = secrets.token_urlsafe(32), utcnow()
+    # Sessions past the absolute limit can never be honoured again: they go, whoever's they were.
+    db.session.execute(delete(StaffSession).where(StaffSession.created_at < now - _session_max_age()))
+    db.session.add(StaffSession(user=user, token_hash=_digest(token), ip=ip, created_at=now,
+                                last_seen_at=now, user_agent=(user_agent or "")[:256]))
+    user.last_login_at = now
     audit.record(user, "auth.login", user, ip=ip, second_factor=user.totp_secret_encrypted is not None)
     db.session.commit()
+    throttle.reset(_throttle_key(user.username))  # a completed sign-in ends the count
     user.session_id = token
     return user
 
@@ -159,26 +165,75 @@ def totp_uri(user: StaffUser, secret: str) -> str:
 
 
 def enable_totp(user: StaffUser, secret: str, code: str, *, ip: str | None) -> None:
-    """Turn on the authenticator the user just set up, once it shows a right code; stored encrypted."""
-    _check_throttle(user.username)
+    """At a sign-in, turn on the first authenticator of a user whose role needs one, once it shows a right code."""
+    _count_attempt(user.username, ip=ip)
     step = _matching_step(secret, code)
     if step is None:
         _code_failed(user, ip)
-    user.totp_secret_encrypted, user.totp_last_step = vault.encrypt(secret), step
+    # Only while none is set: of two half-done sign-ins setting up at once, one wins, the other is refused.
+    claimed = db.session.execute(
+        update(StaffUser)
+        .where(StaffUser.id == user.id, StaffUser.totp_secret_encrypted.is_(None))
+        .values(totp_secret_encrypted=vault.encrypt(secret), totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not claimed:
+        _code_failed(user, ip)
     audit.record(user, "auth.totp_enabled", user, ip=ip)
+    db.session.commit()
+
+
+def replace_totp(
+    user: StaffUser, secret: str, *, password: str, old_code: str, code: str, ip: str | None
+) -> None:
+    """Turn on or replace a signed-in user's authenticator: the password, the old app's code and the new one's.
+
+    A session alone (a browser left open, a stolen cookie) cannot swap the second factor; the
+    user's other sessions end, as after a password change.
+    """
+    _count_attempt(user.username, ip=ip)
+    if not _verify(user.password_hash, password):
+        audit.record(user, "auth.totp_change_refused", user, ip=ip, outcome="refused", reason="password")
+        db.session.commit()
+        raise Invalid("The current password is wrong.", field="password")
+    replacing = user.totp_secret_encrypted is not None
+    last_step = None
+    if replacing:
+        last_step = _matching_step(vault.decrypt(user.totp_secret_encrypted), old_code)
+        if last_step is None or not _claim_step(user, last_step):
+            _code_failed(user, ip, field="old_code")
+    step = _matching_step(secret, code)
+    if step is None:
+        _code_failed(user, ip)
+    user.totp_secret_encrypted = vault.encrypt(secret)
+    user.totp_last_step = max(step, last_step or step)  # neither code works a second time
+    _revoke_sessions(user, keep=user.session_id)
+    audit.record(user, "auth.totp_replaced" if replacing else "auth.totp_enabled", user, ip=ip)
     db.session.commit()
 
 
 def check_totp(user: StaffUser, code: str, *, ip: str | None) -> None:
     """The second step of signing in: a right code, used once (a replayed code is refused)."""
-    _check_throttle(user.username)
+    _count_attempt(user.username, ip=ip)
     if user.totp_secret_encrypted is None:
         raise Invalid("Set up an authenticator first.", field="code")
     step = _matching_step(vault.decrypt(user.totp_secret_encrypted), code)
-    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+    if step is None or not _claim_step(user, step):
         _code_failed(user, ip)
-    user.totp_last_step = step
     db.session.commit()
+
+
+def _claim_step(user: StaffUser, step: int) -> bool:
+    """Record `step` as used unless it or a later one already was; one statement, so of two
+    requests posting the same code at once exactly one claims it (the row decides, not a read)."""
+    claimed = db.session.execute(
+        update(StaffUser)
+        .where(StaffUser.id == user.id,
+               or_(StaffUser.totp_last_step.is_(None), StaffUser.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return claimed == 1
 
 
 def reset_totp(user: StaffUser, *, actor: StaffUser | str) -> None:
@@ -201,14 +256,16 @@ def _matching_step(secret: str, code: str) -> int | None:
     return None
 
 
-def _code_failed(user: StaffUser, ip: str | None) -> None:
-    audit.record(user.username, "auth.login_failed", ip=ip, second_factor=True)  # counts for throttling
+def _code_failed(user: StaffUser, ip: str | None, field: str = "code") -> None:
+    """Audit a wrong or replayed code and refuse it (the attempt was counted before the check)."""
+    db.session.rollback()  # nothing of a refused step is kept
+    audit.record(user.username, "auth.login_failed", ip=ip, second_factor=True)
     db.session.commit()
-    raise Invalid("Wrong or already used code. Type the 6 digits your authenticator app shows now.", field="code")
+    raise Invalid(WRONG_CODE, field=field)
 
 
 def load_session(token: str) -> StaffUser | None:
-    """Return the active user behind a session cookie, or None if it was revoked."""
+    """Return the active user behind a session cookie, or None if it was revoked, idle too long or too old."""
     session = db.session.scalar(
         select(StaffSession).where(
             StaffSession.token_hash == _digest(token), StaffSession.revoked_at.is_(None)
@@ -216,8 +273,26 @@ def load_session(token: str) -> StaffUser | None:
     )
     if session is None or not session.user.active:
         return None
+    now = utcnow()
+    if _expired(session, now):
+        session.revoked_at = now  # refused for good, whatever the cookie says
+        db.session.commit()
+        return None
+    if now - session.last_seen_at >= SEEN_EVERY:
+        session.last_seen_at = now
+        db.session.commit()
     session.user.session_id = token
     return session.user
+
+
+def _expired(session: StaffSession, now) -> bool:
+    """Whether a session passed the idle or the absolute limit of the configuration."""
+    idle = timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
+    return now - session.last_seen_at > idle or now - session.created_at > _session_max_age()
+
+
+def _session_max_age() -> timedelta:
+    return timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
 
 
 def logout(user: StaffUser, *, ip: str | None) -> None:
@@ -242,22 +317,28 @@ def ensure_first_admin(username: str = "admin") -> str | None:
     return password
 
 
-def _check_throttle(username: str) -> None:
-    """Count recent failures in the database, so the limit holds across workers and restarts."""
+def _count_attempt(username: str, *, ip: str | None) -> None:
+    """Count one sign-in attempt (a password or a code) of this username and refuse it above the limit.
+
+    The count is one atomic upsert in the database (services.throttle), taken before any check, so
+    20 concurrent guesses run at most LOGIN_MAX_FAILURES of them, across workers and restarts. The
+    refusal is the same for a username that does not exist.
+    """
     config = current_app.config
-    since = utcnow() - timedelta(minutes=config["LOGIN_LOCK_MINUTES"])
-    failures = db.session.scalar(
-        select(func.count(AuditEvent.id)).where(
-            AuditEvent.action == "auth.login_failed",
-            AuditEvent.created_at >= since,
-            func.lower(AuditEvent.actor) == username.lower(),
-        )
+    limit = config["LOGIN_MAX_FAILURES"]
+    count = throttle.hit(_throttle_key(username), window_seconds=config["LOGIN_LOCK_MINUTES"] * 60)
+    if count <= limit:
+        return
+    if count == limit + 1:  # one audit row when the username crosses the limit, not one per attempt
+        audit.record(username[:64] or "-", "auth.login_throttled", ip=ip, outcome="throttled")
+        db.session.commit()
+    raise Throttled(
+        f"Too many failed sign-ins for this username. Try again in {config['LOGIN_LOCK_MINUTES']} minutes."
     )
-    if failures >= config["LOGIN_MAX_FAILURES"]:
-        raise Throttled(
-            f"Too many failed sign-ins for this username. Try again in "
-            f"{config['LOGIN_LOCK_MINUTES']} minutes."
-        )
+
+
+def _throttle_key(username: str) -> str:
+    return f"login:{username.strip().lower()}"
 
 
 def _revoke_sessions(user: StaffUser, keep: str | None = None) -> None:

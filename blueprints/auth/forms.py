@@ -26,3 +26,11 @@ class CodeForm(FlaskForm):
     """The 6 digits an authenticator app shows."""
 
     code = StringField("Code from your authenticator app", validators=[DataRequired(), Length(max=12)])
+
+
+class AuthenticatorForm(FlaskForm):
+    """Turn on or replace one's authenticator while signed in: the password, the old app's code, the new one's."""
+
+    password = PasswordField("Current password", validators=[DataRequired(), Length(max=256)])
+    old_code = StringField("Code from your current authenticator app", validators=[Length(max=12)])
+    code = StringField("Code from the new authenticator app", validators=[DataRequired(), Length(max=12)])

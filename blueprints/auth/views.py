@@ -7,7 +7,7 @@ import segno
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from blueprints.auth.forms import CodeForm, LoginForm, PasswordForm
+from blueprints.auth.forms import AuthenticatorForm, CodeForm, LoginForm, PasswordForm
 from extensions import db, login_manager, vault
 from models import StaffUser
 from services import staff
@@ -82,19 +82,24 @@ def two_factor():
 @bp.route("/two-factor/setup", methods=["GET", "POST"])
 @login_required
 def two_factor_setup():
-    """Set up (or replace) one's authenticator while signed in."""
-    form = CodeForm()
+    """Set up (or replace) one's authenticator while signed in: the password and the old app's code too."""
+    form = AuthenticatorForm()
     secret = _setup_secret()
+    replacing = current_user.totp_secret_encrypted is not None
     if form.validate_on_submit():
         try:
-            staff.enable_totp(current_user, secret, form.code.data, ip=request.remote_addr)
+            staff.replace_totp(current_user, secret, password=form.password.data,
+                               old_code=form.old_code.data or "", code=form.code.data,
+                               ip=request.remote_addr)
         except ServiceError as exc:
-            form.code.errors.append(exc.message)
+            getattr(form, exc.field or "password").errors.append(exc.message)
         else:
             session.pop("totp_setup", None)
-            flash("Two-factor sign-in is on: from now on you sign in with a code as well.", "success")
+            flash("Two-factor sign-in is on: from now on you sign in with a code as well."
+                  + (" Your other sessions were signed out." if replacing else ""), "success")
             return redirect(url_for("console.dashboard"))
-    return render_template("auth/two_factor_setup.html", form=form, **_setup(current_user, secret))
+    return render_template("auth/two_factor_setup.html", form=form, replacing=replacing,
+                           **_setup(current_user, secret))
 
 
 def _setup_secret() -> str:

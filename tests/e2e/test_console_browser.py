@@ -70,3 +70,30 @@ def test_disable_button_disables_the_account_after_the_page_round_trip(
     assert page.is_visible("main button:has-text('Enable')")
     with app.app_context():
         assert db.session.get(Account, account_id).enabled is False
+
+
+def test_replacing_the_authenticator_asks_for_the_password_and_the_old_apps_code(app, live_server, page,
+                                                                                 admin_id):
+    import pyotp
+
+    from extensions import vault
+    from models import StaffUser
+
+    old = pyotp.random_base32()
+    sign_in(page, live_server, "alice")  # the suite's roles sign in with the password alone
+    with app.app_context():
+        db.session.get(StaffUser, admin_id).totp_secret_encrypted = vault.encrypt(old)
+        db.session.commit()
+    page.goto(f"{live_server}/auth/two-factor/setup")
+    new = page.inner_text(".totp-key").replace(" ", "")
+    page.fill("#code", pyotp.TOTP(new).now())
+    page.fill("#old_code", pyotp.TOTP(old).now())
+    page.fill("#password", PASSWORD)
+    page.screenshot(path="/tmp/staff-totp-replace.png", full_page=True)
+    page.click("main form button[type=submit]")
+
+    page.wait_for_url(f"{live_server}/")
+    assert "Your other sessions were signed out." in page.inner_text("main")
+    assert page.errors == []
+    with app.app_context():
+        assert vault.decrypt(db.session.get(StaffUser, admin_id).totp_secret_encrypted) == new
