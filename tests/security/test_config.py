@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from app import create_app
 from extensions import db
 from models import Setting
-from services import settings
+from services import receipts, settings
 from services.errors import Invalid
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -214,6 +214,20 @@ def test_a_form_token_signed_with_a_retired_key_lasts_while_the_key_is_a_fallbac
     during.set_cookie(rotating.config["SESSION_COOKIE_NAME"], resigned(cookie, before, rotating))
     accepted = during.post("/auth/logout", data={"csrf_token": token})
     assert accepted.status_code == 302 and "/auth/login" in accepted.location
+
+
+def test_a_receipt_callback_url_made_with_a_retired_key_lasts_while_the_key_is_a_fallback(restart):
+    before = restart(PROVISIO_ENV="production", SECRET_KEY=KEY_A, PROVISIO_ENCRYPTION_KEYS=KEY)
+    with before.app_context():
+        url = receipts.callback_urls("http://x")["vonage"].removeprefix("http://x")  # in the provider's dashboard
+    receipt = {"messageId": "0000-unknown", "status": "delivered"}
+
+    rotating = restart(PROVISIO_ENV="production", SECRET_KEY=KEY_B, SECRET_KEY_FALLBACKS=KEY_A,
+                       PROVISIO_ENCRYPTION_KEYS=KEY)
+    assert rotating.test_client().post(url, json=receipt).status_code == 204
+
+    retired = restart(PROVISIO_ENV="production", SECRET_KEY=KEY_B, PROVISIO_ENCRYPTION_KEYS=KEY)
+    assert retired.test_client().post(url, json=receipt).status_code == 404
 
 
 def test_a_weak_fallback_key_refuses_to_start(restart):
