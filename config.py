@@ -22,7 +22,8 @@ MIN_DISTINCT = 8
 PLACEHOLDER_WORDS = ("change", "replace", "example", "placeholder", "secret", "password", "default",
                      "insecure", "generate", "python", "provisio")
 GENERATE_SECRET_KEY = """python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"""
-GENERATE_FERNET_KEY = """python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"""
+GENERATE_FERNET_KEY = (".venv/bin/python -c "
+                       "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -189,7 +190,8 @@ def key_problem(key: str | bytes) -> str | None:
     """Say why a signing key is unfit (never quoting it), or None for a good one."""
     raw = key.encode() if isinstance(key, str) else bytes(key)
     if len(raw) < MIN_KEY_BYTES:
-        return f"is too short ({len(raw)} bytes; it needs at least {MIN_KEY_BYTES} random bytes)"
+        unit = "byte" if len(raw) == 1 else "bytes"
+        return f"is too short ({len(raw)} {unit}; at least {MIN_KEY_BYTES} random bytes needed)"
     if len(set(raw)) < MIN_DISTINCT:
         return f"has fewer than {MIN_DISTINCT} different characters; it is not random"
     folded = raw.decode(errors="replace").lower()
@@ -223,6 +225,8 @@ def _check_app_handoff(app) -> None:
             app.config[name] = check(app.config[name])
         except Invalid as exc:
             raise ConfigError(f"Refusing to start with {name}={app.config[name]!r}: {exc.message}") from None
+
+
 def _write_secrets(path: str) -> None:
     """Create the instance secrets file readable by its owner only."""
     secrets_ = {

@@ -123,7 +123,7 @@ def test_production_refuses_a_short_repetitive_or_placeholder_secret_key(empty_i
 
 
 def test_development_refuses_a_weak_secret_key_it_is_given(empty_instance):
-    with pytest.raises(RuntimeError, match=r"SECRET_KEY is too short \(1 bytes; it needs at least 32"):
+    with pytest.raises(RuntimeError, match=r"SECRET_KEY is too short \(1 byte; at least 32 random bytes needed\)"):
         create_app(production(PROVISIO_ENV="development", SECRET_KEY="x"))
 
 
@@ -148,7 +148,7 @@ def test_a_flask_command_refuses_a_weak_key_with_the_message_alone(tmp_path):
     result = flask_command(tmp_path, "setup", SECRET_KEY="x", PROVISIO_ENCRYPTION_KEYS=KEY)
 
     assert result.returncode == 1
-    assert "Error: Refusing to start: SECRET_KEY is too short (1 bytes" in result.stderr
+    assert "Error: Refusing to start: SECRET_KEY is too short (1 byte;" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "provisio.db").exists()  # nothing was migrated or created
 
