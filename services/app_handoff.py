@@ -36,11 +36,11 @@ def check_mime_type(value: object, *, field: str = "activation_mime_type") -> st
     """Return the activation MIME type in lower case, or refuse one a browser would render or sniff."""
     mime = str(value or "").strip().lower()
     if not _MIME_TYPE.fullmatch(mime):
-        raise Invalid("Use a type of the app's own, application/x-… or application/vnd.… without parameters "
-                      "(e.g. application/x-provisio-activation): browsers render or sniff the others.", field=field)
+        raise Invalid("Browsers render or sniff this type; use one of the app's own, application/x-… or "
+                      "application/vnd.…, with no parameters (e.g. application/x-provisio-activation).", field=field)
     if word := next((word for word in _RENDERED_WORDS if word in mime), None):
-        raise Invalid(f"Browsers render or sniff {word.upper()} types; use a type of the app's own "
-                      "such as application/x-provisio-activation.", field=field)
+        raise Invalid(f"Browsers render or sniff {word.upper()} types; use one of the app's own "
+                      "(e.g. application/x-provisio-activation).", field=field)
     return mime
 
 

@@ -95,10 +95,10 @@ class SettingsForm(FlaskForm):
     link_max_age_hours = IntegerField("Link lifetime (hours)", validators=[NumberRange(1, 24 * 30)])
     activation_mime_type = StringField("Activation MIME type", validators=[
         DataRequired(), Length(max=200), service_rule(app_handoff.check_mime_type)],
-        description="The app's own type, application/x-… or application/vnd.…; never one a browser renders.")
+        description="The app's own type (application/x-… or application/vnd.…), never one a browser renders.")
     app_uri_scheme = StringField("App URI scheme", validators=[
         DataRequired(), Length(max=64), service_rule(app_handoff.check_uri_scheme)],
-        description="The app's own scheme (e.g. provisio); never http, javascript, data, file ….")
+        description="The app's own scheme (e.g. provisio), never http, javascript, data, file and the like.")
     applications = JSONField("Applications (host names)",
                              description='Host names the client uses, e.g. {"sip": "sip.example.com"}.')
     mail_mode = SelectField("E-mail gateway", choices=[("smtp", "SMTP relay (no authentication)"),
