@@ -1,11 +1,29 @@
 """Every setting Provisio reads, from the environment, with safe defaults."""
 
+import base64
+import binascii
 import json
 import os
 import secrets
 from datetime import timedelta
 
+import click
 from cryptography.fernet import Fernet
+
+from services import app_handoff
+from services.errors import Invalid
+
+# The documented values of PROVISIO_ENV; anything else (a typo such as "prod", an empty value) refuses to start.
+ENVIRONMENTS = ("production", "development", "testing")
+# Key rule, outside the test suite: at least 32 bytes, at least 8 different characters, and none of the
+# words a placeholder or a hand-made key is made of. Random keys (the commands below) pass it always.
+MIN_KEY_BYTES = 32
+MIN_DISTINCT = 8
+PLACEHOLDER_WORDS = ("change", "replace", "example", "placeholder", "secret", "password", "default",
+                     "insecure", "generate", "python", "provisio")
+GENERATE_SECRET_KEY = """python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"""
+GENERATE_FERNET_KEY = (".venv/bin/python -c "
+                       "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -31,9 +49,11 @@ def database_url(url: str | None) -> str | None:
 class Config:
     """Settings for every deployment; secrets come from the environment or the instance file."""
 
-    # "production" refuses to start without secrets or with DEBUG on.
+    # One of ENVIRONMENTS. "production" refuses to start without secrets or with DEBUG on.
     PROVISIO_ENV = os.environ.get("PROVISIO_ENV", "production")
     SECRET_KEY = os.environ.get("SECRET_KEY")
+    # Retired keys, comma-separated: sessions and form tokens they signed stay valid (docs/operations.md).
+    SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", "")
     # Fernet keys, newest first (comma-separated) so old ciphertexts stay readable.
     ENCRYPTION_KEYS = env_list("PROVISIO_ENCRYPTION_KEYS", "")
 
@@ -102,25 +122,37 @@ class Config:
     TOTP_ISSUER = os.environ.get("TOTP_ISSUER", "Provisio")
 
 
+class ConfigError(click.ClickException, RuntimeError):
+    """The configuration is unsafe or incomplete; the message says what to set.
+
+    A ClickException, so that `flask` commands print the message alone (and exit 1) rather than a
+    traceback; gunicorn logs it as the reason the worker did not boot.
+    """
+
+
 def load_secrets(app) -> None:
-    """Fill missing secrets from instance/secrets.json, creating it (0600) outside production."""
-    production = app.config["PROVISIO_ENV"] == "production"
+    """Check the configuration and fill missing secrets from instance/secrets.json (created outside production)."""
+    environment = app.config["PROVISIO_ENV"]
+    if environment not in ENVIRONMENTS:
+        raise ConfigError(
+            f"Refusing to start with PROVISIO_ENV={environment!r}: use one of {', '.join(ENVIRONMENTS)} "
+            "(unset means production)."
+        )
+    production = environment == "production"
     if production and app.debug:
-        raise RuntimeError("Refusing to start in production with DEBUG on.")
+        raise ConfigError("Refusing to start in production with DEBUG on.")
     if _missing_secrets(app):
-        path = os.path.join(app.instance_path, "secrets.json")
-        if not os.path.exists(path) and not production:
-            os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
-            _write_secrets(path)
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as handle:
-                for key, value in json.load(handle).items():
-                    app.config[key] = app.config.get(key) or value
+        _read_instance_secrets(app, create=not production)
     if missing := _missing_secrets(app):
-        raise RuntimeError(
+        raise ConfigError(
             f"Refusing to start without {', '.join(missing)}: set SECRET_KEY and "
             "PROVISIO_ENCRYPTION_KEYS in the environment (see docs/operations.md)."
         )
+    # The suite runs on fixed, short keys; every other environment may hold real accounts.
+    strict = environment != "testing"
+    _check_secret_keys(app, strict=strict)
+    _check_encryption_keys(app.config["ENCRYPTION_KEYS"], strict=strict)
+    _check_app_handoff(app)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
@@ -128,8 +160,76 @@ def load_secrets(app) -> None:
         )
 
 
+def _read_instance_secrets(app, *, create: bool) -> None:
+    """Fill missing secrets from instance/secrets.json, creating it first if allowed."""
+    path = os.path.join(app.instance_path, "secrets.json")
+    if not os.path.exists(path) and create:
+        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+        _write_secrets(path)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as handle:
+            for key, value in json.load(handle).items():
+                app.config[key] = app.config.get(key) or value
+
+
 def _missing_secrets(app) -> list[str]:
     return [key for key in ("SECRET_KEY", "ENCRYPTION_KEYS") if not app.config.get(key)]
+
+
+def _check_secret_keys(app, *, strict: bool) -> None:
+    """Refuse a SECRET_KEY or fallback that is short, repetitive or a placeholder (the key mints links)."""
+    fallbacks = app.config.get("SECRET_KEY_FALLBACKS") or []
+    if isinstance(fallbacks, str):
+        fallbacks = [item.strip() for item in fallbacks.split(",") if item.strip()]
+    app.config["SECRET_KEY_FALLBACKS"] = list(fallbacks)
+    if not strict:
+        return
+    named = [("SECRET_KEY", app.config["SECRET_KEY"])]
+    named += [(f"SECRET_KEY_FALLBACKS (key {n} of {len(fallbacks)})", key) for n, key in enumerate(fallbacks, 1)]
+    for name, key in named:
+        if problem := key_problem(key):
+            raise ConfigError(f"Refusing to start: {name} {problem}. Generate a key with: {GENERATE_SECRET_KEY}")
+
+
+def key_problem(key: str | bytes) -> str | None:
+    """Say why a signing key is unfit (never quoting it), or None for a good one."""
+    raw = key.encode() if isinstance(key, str) else bytes(key)
+    if len(raw) < MIN_KEY_BYTES:
+        unit = "byte" if len(raw) == 1 else "bytes"
+        return f"is too short ({len(raw)} {unit}; at least {MIN_KEY_BYTES} random bytes needed)"
+    if len(set(raw)) < MIN_DISTINCT:
+        return f"has fewer than {MIN_DISTINCT} different characters; it is not random"
+    folded = raw.decode(errors="replace").lower()
+    if word := next((word for word in PLACEHOLDER_WORDS if word in folded), None):
+        return f'looks like a placeholder (it contains "{word}"), not a random key'
+    return None
+
+
+def _check_encryption_keys(keys, *, strict: bool) -> None:
+    """Refuse anything but Fernet keys (32 url-safe base64 bytes) with a message, not cryptography's traceback."""
+    keys = [keys] if isinstance(keys, str | bytes) else list(keys)
+    for number, key in enumerate(keys, 1):
+        name = f"PROVISIO_ENCRYPTION_KEYS (key {number} of {len(keys)})"
+        try:
+            Fernet(key)
+            raw = base64.urlsafe_b64decode(key)
+        except (TypeError, ValueError, binascii.Error):
+            raise ConfigError(
+                f"Refusing to start: {name} is not a Fernet key (44 characters of url-safe base64 "
+                f"encoding 32 bytes). Generate one with: {GENERATE_FERNET_KEY}"
+            ) from None
+        if strict and len(set(raw)) < MIN_DISTINCT:
+            raise ConfigError(f"Refusing to start: {name} is not random. Generate one with: {GENERATE_FERNET_KEY}")
+
+
+def _check_app_handoff(app) -> None:
+    """Refuse an ACTIVATION_MIME_TYPE or APP_URI_SCHEME that a browser would render or run itself."""
+    for name, check in (("ACTIVATION_MIME_TYPE", app_handoff.check_mime_type),
+                        ("APP_URI_SCHEME", app_handoff.check_uri_scheme)):
+        try:
+            app.config[name] = check(app.config[name])
+        except Invalid as exc:
+            raise ConfigError(f"Refusing to start with {name}={app.config[name]!r}: {exc.message}") from None
 
 
 def _write_secrets(path: str) -> None:

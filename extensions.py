@@ -59,7 +59,11 @@ class Vault:
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, its serializer built once per set of keys rather than per request."""
+    """Flask's signed-cookie session, its serializer built once per set of keys rather than per request.
+
+    Flask's serializer signs with SECRET_KEY and accepts every SECRET_KEY_FALLBACKS key, so the cache
+    is keyed by both: a cookie signed with a retired key stays valid exactly while it is a fallback.
+    """
 
     def get_signing_serializer(self, app: Flask):
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
@@ -117,6 +121,10 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
+    # Flask-WTF 1.3 signs and checks form tokens with one key and ignores SECRET_KEY_FALLBACKS;
+    # itsdangerous takes a list (the last key signs, every key verifies), so during a rotation the
+    # console's forms keep working, as the sessions do.
+    app.config.setdefault("WTF_CSRF_SECRET_KEY", [*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key])
     csrf.init_app(app)
     mail.init_app(app)
     vault.init_app(app)

@@ -3,6 +3,7 @@
 import atexit
 import http.client
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -102,7 +103,7 @@ def scratch_env() -> dict[str, str]:
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     return {
         "PROVISIO_ENV": "development",
-        "SECRET_KEY": "bench-secret",
+        "SECRET_KEY": secrets.token_urlsafe(48),  # production refuses a short key
         "PROVISIO_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "DATABASE_URL": f"sqlite:///{directory}/bench.db",
         "SESSION_COOKIE_SECURE": "0",

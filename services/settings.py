@@ -1,6 +1,8 @@
 """Console-editable settings, falling back to the environment's defaults."""
 
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import current_app
@@ -8,7 +10,10 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Setting, StaffUser
-from services import audit
+from services import app_handoff, audit
+from services.errors import Invalid
+
+logger = logging.getLogger(__name__)
 
 _CACHE = "provisio.settings"
 # key -> the Config name that supplies its default.
@@ -24,6 +29,11 @@ DEFAULTS = {
     "templates": "MESSAGE_TEMPLATES",
     "keepalive_interval": "KEEPALIVE_INTERVAL",
 }
+# key -> the rule its value must pass, whoever writes it (console form, script, an older release's row).
+RULES: dict[str, Callable[[Any], Any]] = {
+    "activation_mime_type": app_handoff.check_mime_type,
+    "app_uri_scheme": app_handoff.check_uri_scheme,
+}
 
 
 def get_all() -> dict[str, Any]:
@@ -37,6 +47,7 @@ def get_all() -> dict[str, Any]:
         return cached[1]
     values = {key: current_app.config[name] for key, name in DEFAULTS.items()}
     values.update({row.key: row.value for row in db.session.scalars(select(Setting))})
+    _drop_refused(values)
     current_app.extensions[_CACHE] = (time.monotonic() + current_app.config["SETTINGS_CACHE_SECONDS"], values)
     return values
 
@@ -48,12 +59,29 @@ def get(key: str) -> Any:
 
 def save(changes: dict[str, Any], *, actor: StaffUser | str) -> None:
     """Store changed settings in one transaction; the audit row names the keys, not the values."""
+    changes = checked(changes)
     for key, value in changes.items():
-        if key not in DEFAULTS:
-            raise KeyError(key)
         row = db.session.get(Setting, key) or Setting(key=key)
         row.value = value
         db.session.add(row)
     audit.record(actor, "settings.update", keys=sorted(changes))
     db.session.commit()
     current_app.extensions.pop(_CACHE, None)
+
+
+def checked(changes: dict[str, Any]) -> dict[str, Any]:
+    """Return the changes with each ruled value normalised; raise Invalid (naming the field) for a refused one."""
+    unknown = set(changes) - set(DEFAULTS)
+    if unknown:
+        raise KeyError(sorted(unknown)[0])
+    return {key: RULES[key](value) if key in RULES else value for key, value in changes.items()}
+
+
+def _drop_refused(values: dict[str, Any]) -> None:
+    """Replace a stored value today's rules refuse by the environment's default (checked at startup)."""
+    for key, rule in RULES.items():
+        try:
+            values[key] = rule(values[key])
+        except Invalid as exc:
+            logger.warning("Ignoring the stored setting %s (%s); using %s.", key, exc.message, DEFAULTS[key])
+            values[key] = current_app.config[DEFAULTS[key]]

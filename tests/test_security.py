@@ -277,14 +277,15 @@ def empty_instance(tmp_path, monkeypatch):
     return tmp_path
 
 
+STRONG_KEY = "kQ7vN2xR9pLm4tW8zYc3bF6hJ1sD5gAe0uVyXiOq"  # 40 random characters: passes the key rule
 PRODUCTION = {"PROVISIO_ENV": "production", "SQLALCHEMY_DATABASE_URI": "sqlite://",
-              "SECRET_KEY": "a-long-random-secret-key", "ENCRYPTION_KEYS": [KEY]}
+              "SECRET_KEY": STRONG_KEY, "ENCRYPTION_KEYS": [KEY]}
 
 
 def test_production_starts_with_its_secrets_and_debug_off(empty_instance):
     app = create_app(PRODUCTION)
 
-    assert app.config["SECRET_KEY"] == "a-long-random-secret-key"
+    assert app.config["SECRET_KEY"] == STRONG_KEY
     assert not os.path.exists(empty_instance / "secrets.json")
 
 

@@ -16,7 +16,9 @@ from wtforms import (
 from wtforms.validators import URL, DataRequired, Email, EqualTo, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from blueprints.forms_util import service_rule
 from models import Role
+from services import app_handoff
 
 HOSTNAME = Regexp(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}(:\d{1,5})?$",
@@ -92,11 +94,11 @@ class SettingsForm(FlaskForm):
                                description="Links in messages start with this, e.g. https://activate.example.com.")
     link_max_age_hours = IntegerField("Link lifetime (hours)", validators=[NumberRange(1, 24 * 30)])
     activation_mime_type = StringField("Activation MIME type", validators=[
-        DataRequired(),
-        Regexp(r"^[a-z]+/[a-z0-9.+-]+$", message="A MIME type such as application/x-provisio-activation."),
-    ])
+        DataRequired(), Length(max=200), service_rule(app_handoff.check_mime_type)],
+        description="The app's own type (application/x-… or application/vnd.…), never one a browser renders.")
     app_uri_scheme = StringField("App URI scheme", validators=[
-        DataRequired(), Regexp(r"^[a-z][a-z0-9+.-]*$", message="Lower-case letters, digits, + . - (e.g. provisio).")])
+        DataRequired(), Length(max=64), service_rule(app_handoff.check_uri_scheme)],
+        description="The app's own scheme (e.g. provisio), never http, javascript, data, file and the like.")
     applications = JSONField("Applications (host names)",
                              description='Host names the client uses, e.g. {"sip": "sip.example.com"}.')
     mail_mode = SelectField("E-mail gateway", choices=[("smtp", "SMTP relay (no authentication)"),

@@ -170,9 +170,13 @@ def settings_edit():
     models = current_app.config["SECURITY_MODELS"]
     form = settings_form(platforms, models)(data=_settings_data(values, platforms, models))
     if form.validate_on_submit():
-        settings.save(_settings_changes(form, values, platforms, models), actor=current_user)
-        flash("Settings saved.", "success")
-        return redirect(url_for(".settings_edit"))
+        try:
+            settings.save(_settings_changes(form, values, platforms, models), actor=current_user)
+        except ServiceError as exc:
+            show_error(form, exc)
+        else:
+            flash("Settings saved.", "success")
+            return redirect(url_for(".settings_edit"))
     downloads = [(p, [(m, form[download_field(p, m)]) for m in models]) for p in platforms]
     sms = [(provider, [form[sms_field(provider, key)] for key, _, _ in [*fields, ("base_url", "", False)]])
            for provider, fields in SMS_FIELDS.items()]
