@@ -17,14 +17,14 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('snom_secret_hash', sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column('snom_secret_set_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index(batch_op.f('ix_accounts_snom_secret_hash'), ['snom_secret_hash'], unique=True)
+    # Plain ALTERs, no batch: a batch copy of accounts on SQLite would drop the hand-written
+    # lower() search indexes (revision d5a7c3e9f104), which reflection cannot see.
+    op.add_column('accounts', sa.Column('snom_secret_hash', sa.String(length=64), nullable=True))
+    op.add_column('accounts', sa.Column('snom_secret_set_at', sa.DateTime(timezone=True), nullable=True))
+    op.create_index(op.f('ix_accounts_snom_secret_hash'), 'accounts', ['snom_secret_hash'], unique=True)
 
 
 def downgrade():
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_accounts_snom_secret_hash'))
-        batch_op.drop_column('snom_secret_set_at')
-        batch_op.drop_column('snom_secret_hash')
+    op.drop_index(op.f('ix_accounts_snom_secret_hash'), table_name='accounts')
+    op.drop_column('accounts', 'snom_secret_set_at')
+    op.drop_column('accounts', 'snom_secret_hash')
