@@ -111,6 +111,10 @@ class Config:
     JOB_LEASE_SECONDS = int(os.environ.get("JOB_LEASE_SECONDS", "300"))
     SEND_RATE_LIMIT = int(os.environ.get("SEND_RATE_LIMIT", "5"))
     SEND_RATE_MINUTES = int(os.environ.get("SEND_RATE_MINUTES", "30"))
+    # Failed Snom settings fetches (unknown secret, wrong MAC, refusals) allowed per client address
+    # and window; beyond them the address gets 429 until the window ends.
+    SNOM_GUESS_LIMIT = int(os.environ.get("SNOM_GUESS_LIMIT", "20"))
+    SNOM_GUESS_WINDOW_SECONDS = int(os.environ.get("SNOM_GUESS_WINDOW_SECONDS", "600"))
 
     # argon2id parameters, by name from argon2.profiles; the tests use CHEAPEST.
     PASSWORD_HASH_PROFILE = os.environ.get("PASSWORD_HASH_PROFILE", "RFC_9106_LOW_MEMORY")

@@ -46,6 +46,9 @@ class Account(TimestampMixin, db.Model):
     obfuscation_key: Mapped[str] = mapped_column(String(32), default="9")
     keepalive: Mapped[bool] = mapped_column(default=False)
     mac_address: Mapped[str | None] = mapped_column(String(12), unique=True)
+    # SHA-256 (hex) of the secret in the phone's settings URL; the secret itself is shown once.
+    snom_secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    snom_secret_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="RESTRICT"))
     profile_id: Mapped[int | None] = mapped_column(
         ForeignKey("profiles.id", ondelete="RESTRICT"), index=True

@@ -3,7 +3,7 @@ concurrent requests, across worker processes and restarts, on SQLite and Postgre
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete
+from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
@@ -30,6 +30,13 @@ def hit(key: str, *, window_seconds: int, now: datetime | None = None) -> int:
                   "window_start": case((expired, now), else_=table.c.window_start)},
         ).returning(table.c.count)
         return connection.execute(statement).scalar_one()
+
+
+def peek(key: str, *, window_seconds: int, now: datetime | None = None) -> int:
+    """Return how many hits `key` has in its current window without counting one (0 once it ended)."""
+    now = now or utcnow()
+    return db.session.scalar(select(RateCounter.count).where(
+        RateCounter.key == key[:160], RateCounter.window_start > now - timedelta(seconds=window_seconds))) or 0
 
 
 def reset(key: str) -> None:

@@ -402,6 +402,14 @@ def snom_account(make_account):
                         deny=["0.0.0.0/0.0.0.0"], permit=["127.0.0.1/255.255.255.255"])
 
 
+def settings_path(app, account_id: int, mac: str = SNOM_MAC) -> str:
+    """Make the account's settings secret, as a CSR's Rotate does; return the phone's URL path for `mac`."""
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        secret = snom.rotate_secret(account, actor="test")
+    return f"/snom/{secret}/{mac}.xml"
+
+
 def snom_get(app, url: str, *, ip: str = "127.0.0.1", user_agent: str = SNOM_UA):
     return app.test_client().get(url, headers={"User-Agent": user_agent}, environ_base={"REMOTE_ADDR": ip})
 
@@ -413,7 +421,7 @@ def phone_settings(response) -> dict[str, str]:
 
 
 def test_snom_settings_are_served_to_a_permitted_address(app, snom_account):
-    response = snom_get(app, f"/snom/{SNOM_MAC}.xml")
+    response = snom_get(app, settings_path(app, snom_account))
 
     assert response.status_code == 200
     assert response.mimetype == "application/xml"
@@ -425,28 +433,30 @@ def test_snom_settings_are_served_to_a_permitted_address(app, snom_account):
 
 
 def test_snom_mac_is_matched_in_any_case(app, snom_account):
-    assert snom_get(app, f"/snom/{SNOM_MAC.lower()}.xml").status_code == 200
+    assert snom_get(app, settings_path(app, snom_account, SNOM_MAC.lower())).status_code == 200
 
 
 def test_snom_settings_are_refused_to_a_denied_address_and_audited(app, snom_account):
-    response = snom_get(app, f"/snom/{SNOM_MAC}.xml", ip="10.1.2.3")
+    response = snom_get(app, settings_path(app, snom_account), ip="10.1.2.3")
 
     assert_error(response, 403, "address_refused")
     assert b"Sip-password" not in response.data
     with app.app_context():
-        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "snom.refused"))
-        assert event is not None and event.ip == "10.1.2.3" and event.target_id == snom_account
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "snom.fetch"))
+        assert (event.ip, event.target_id, event.outcome) == ("10.1.2.3", snom_account, "refused")
+        assert event.detail["reason"] == "address_refused"
     assert load_account(app, snom_account).status is Status.CREATED
 
 
 @pytest.mark.parametrize("mac", ["001122334455", "nothexatall!", "0004139"])
 def test_snom_unknown_mac_gets_404(app, snom_account, mac):
-    assert_error(snom_get(app, f"/snom/{mac}.xml"), 404, "not_found")
+    assert_error(snom_get(app, settings_path(app, snom_account, mac)), 404, "not_found")
 
 
 def test_snom_disabled_account_is_refused(app, snom_account, csr):
+    path = settings_path(app, snom_account)
     csr.post(f"/accounts/{snom_account}/disable")
-    assert_error(snom_get(app, f"/snom/{SNOM_MAC}.xml"), 403, "account_disabled")
+    assert_error(snom_get(app, path), 403, "account_disabled")
 
 
 def first_boot_url(app, account_id: int) -> str:
@@ -464,7 +474,7 @@ def test_first_boot_binds_the_mac_from_the_user_agent(app, make_account):
     assert load_account(app, account_id).mac_address == SNOM_MAC
     with app.app_context():
         assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "snom.bind_mac")) is not None
-    assert snom_get(app, f"/snom/{SNOM_MAC}.xml").status_code == 200  # from now on by MAC
+    assert snom_get(app, settings_path(app, account_id)).status_code == 200  # from now on at its secret URL
 
 
 def test_first_boot_refuses_a_browser_and_changes_nothing(app, make_account):
@@ -509,15 +519,13 @@ def test_phone_of_reads_model_firmware_and_mac():
     assert snom.phone_of("") is None
 
 
-def test_snom_settings_by_mac_are_refused_to_a_browser_or_another_phone(app, make_account):
-    make_account(account_type="snom", mac_address="000413922D24", security_model=None)
+def test_snom_settings_by_secret_are_refused_to_a_browser_or_another_phone(app, make_account):
+    path = settings_path(app, make_account(account_type="snom", mac_address="000413922D24", security_model=None))
     phone_ua = "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 1.1.5-IS {})"
     client = app.test_client()
-    browser = client.get("/snom/000413922D24.xml", headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"})
-    other = client.get("/snom/000413922D24.xml",
-                       headers={"User-Agent": phone_ua.format("000413922D99")})
+    browser = client.get(path, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"})
+    other = client.get(path, headers={"User-Agent": phone_ua.format("000413922D99")})
     assert browser.status_code == other.status_code == 404
     assert b"user_pass" not in browser.data + other.data
-    same = client.get("/snom/000413922D24.xml",
-                      headers={"User-Agent": phone_ua.format("000413922D24")})
+    same = client.get(path, headers={"User-Agent": phone_ua.format("000413922D24")})
     assert same.status_code == 200 and b"<user_pass" in same.data

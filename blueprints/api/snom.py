@@ -1,4 +1,4 @@
-"""Settings XML for Snom desk phones, by MAC address or by a first-boot link."""
+"""Settings XML for Snom desk phones, at a per-phone secret URL or a first-boot link."""
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -13,7 +13,10 @@ csrf.exempt(bp)
 @bp.errorhandler(ApiError)
 def refused(error: ApiError):
     """Phones get a status and a short JSON reason."""
-    return jsonify(error=error.code, message=error.message), error.status
+    response = jsonify(error=error.code, message=error.message)
+    if isinstance(error, snom.TooManyFailures):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response, error.status
 
 
 @bp.errorhandler(links.LinkGone)
@@ -22,19 +25,28 @@ def gone(_error: links.LinkGone):
     return jsonify(error="link_gone", message="This link has expired or was replaced."), 410
 
 
-@bp.route("/<mac>.xml")
-def by_mac(mac: str):
-    """Serve a phone's settings, if its address passes the account's deny/permit rules."""
-    if len(mac) != 12 or any(c not in "0123456789abcdefABCDEF" for c in mac):
-        raise ApiError(404, "not_found", "No phone with this MAC address.")
-    return _xml(snom.settings_for_mac(mac, ip=request.remote_addr, user_agent=request.user_agent.string))
+@bp.before_request
+def get_only():
+    """A fetch binds a MAC and marks the account activated: only a phone's GET may do that, not HEAD."""
+    if request.method == "HEAD":
+        return Response(status=405, headers={"Allow": "GET"})
+    return None
+
+
+@bp.route("/<secret>/<mac>.xml")
+def by_secret(secret: str, mac: str):
+    """Serve a phone's settings at its secret URL, to that phone, if its address passes the rules."""
+    return _xml(snom.settings_for_secret(secret, mac, _fetch("secret")))
 
 
 @bp.route("/first/<token>.xml")
 def first_boot(token: str):
     """Serve a new phone's settings from a secure link and bind its MAC address."""
-    return _xml(snom.first_boot(token, ip=request.remote_addr, user_agent=request.user_agent.string,
-                                max_age_hours=settings.get("link_max_age_hours")))
+    return _xml(snom.first_boot(token, _fetch("first_boot"), max_age_hours=settings.get("link_max_age_hours")))
+
+
+def _fetch(via: str) -> snom.Fetch:
+    return snom.Fetch(ip=request.remote_addr or "", user_agent=request.user_agent.string, via=via)
 
 
 def _xml(file) -> Response:

@@ -31,7 +31,7 @@ from blueprints.console.forms import (
 from blueprints.forms_util import show_error
 from extensions import login_manager
 from models import Channel, MessageKind, MessageStatus, Status, utcnow
-from services import accounts, audit, bulk, devices, exports, groups, jobs, messaging, settings
+from services import accounts, audit, bulk, devices, exports, groups, jobs, messaging, settings, snom
 from services.errors import ServiceError
 from services.search import QueryError
 
@@ -217,6 +217,20 @@ def message_resend(account_id: int, message_id: int):
     message = messaging.get_for_account(account, message_id)
     _queue(account, message.kind, message.channel, key=request.form.get("idempotency_key") or None)
     return redirect(url_for(".account_detail", account_id=account.id))
+
+
+@bp.route("/accounts/<int:account_id>/snom-url", methods=["POST"])
+def snom_url_rotate(account_id: int):
+    """Give a desk phone a new settings URL (the old one stops working) and show it this once."""
+    account = accounts.get_visible(account_id, current_user)
+    try:
+        secret = snom.rotate_secret(account, actor=current_user, ip=request.remote_addr)
+    except ServiceError as exc:
+        flash(exc.message, "error")
+        return redirect(url_for(".account_detail", account_id=account.id))
+    # The secret is stored hashed: this page is the only place it appears, so no cache may keep it.
+    page = render_template("console/accounts/snom_url.html", account=account, url=snom.settings_url(secret))
+    return Response(page, headers={"Cache-Control": "no-store"})
 
 
 @bp.route("/accounts/<int:account_id>/status")
