@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Account, Channel, Job, MessageKind, StaffUser
-from services import accounts, audit, jobs, messaging
+from services import accounts, audit, idempotency, jobs, messaging
 from services.errors import Invalid, ServiceError
 
 CHUNK = 500
@@ -37,16 +37,18 @@ def matching_ids(user: StaffUser, *, selected: list[int] | None = None, **filter
 
 
 def start(user: StaffUser, action: str, ids: list[int], *, key: str, scope: dict[str, Any]) -> Job:
-    """Queue the bulk job and its one audit row together. `key` is the confirmation's one-time key: the
-    same confirmation sent twice (a double click, a retried request) finds the job it started."""
+    """Queue the bulk job and its one audit row together. `key` is the confirmation's one-time value
+    (services.idempotency binds it to the user and the action): the same confirmation sent twice (a
+    double click, a retried request) finds the job it started."""
     if action not in ACTIONS:
         raise Invalid("Choose one of the bulk actions.", field="action")
     if not ids:
         raise Invalid("No account is selected: tick some, or choose every account of the search.")
-    if (existing := _by_key(key)) is not None:
+    stored_key = idempotency.from_client(key, actor=user, purpose=f"bulk:{action}")
+    if (existing := _by_key(stored_key, user)) is not None:
         return existing
     job = Job(kind="bulk", payload={"action": action, "ids": ids}, total=len(ids), staff_id=user.id,
-              phase=describe(action), idempotency_key=key)
+              phase=describe(action), idempotency_key=stored_key)
     db.session.add(job)
     db.session.flush()
     # What was touched, for the audit log: the search (or the ticked ids) and the job that ran it.
@@ -55,14 +57,15 @@ def start(user: StaffUser, action: str, ids: list[int], *, key: str, scope: dict
         db.session.commit()
     except IntegrityError:  # the same confirmation won a race: its job stands
         db.session.rollback()
-        if (existing := _by_key(key)) is not None:
+        if (existing := _by_key(stored_key, user)) is not None:
             return existing
         raise
     return job
 
 
-def _by_key(key: str) -> Job | None:
-    return db.session.scalar(select(Job).where(Job.idempotency_key == key, Job.kind == "bulk"))
+def _by_key(key: str, user: StaffUser) -> Job | None:
+    return db.session.scalar(select(Job).where(Job.idempotency_key == key, Job.kind == "bulk",
+                                               Job.staff_id == user.id))
 
 
 @jobs.handler("bulk")
@@ -91,7 +94,7 @@ def run(job: Job) -> dict[str, Any]:
 
 
 def _send(job: Job, actor: StaffUser, ids: list[int], kind: MessageKind, channel: Channel) -> tuple[int, Counter]:
-    sent, reasons = 0, Counter()
+    sent, reasons, job_id = 0, Counter(), job.id
     visible = set(db.session.scalars(accounts.scoped(select(Account.id).where(Account.id.in_(ids)), actor)))
     for account_id in ids:
         # One at a time: each send commits, and an account deleted meanwhile is simply skipped.
@@ -99,8 +102,7 @@ def _send(job: Job, actor: StaffUser, ids: list[int], kind: MessageKind, channel
         if account is None:
             continue  # counted with the others that went away
         try:
-            messaging.queue(account, kind, channel, actor=actor, idempotency_key=f"bulk-{job.id}-{account.id}",
-                            audited=False)
+            messaging.queue(account, kind, channel, actor=actor, job_id=job_id, audited=False)
             sent += 1
         except ServiceError as exc:
             db.session.rollback()

@@ -542,7 +542,7 @@ def _send(job: Job, payload: dict[str, Any], result: dict[str, Any]) -> dict[str
             username = account.username
             try:
                 # The key makes a resumed job find the messages it queued before it stopped.
-                messaging.queue(account, kind, channel, actor=actor, idempotency_key=f"import-{job_id}-{account.id}")
+                messaging.queue(account, kind, channel, actor=actor, job_id=job_id)
                 sent += 1
             except ServiceError as exc:
                 reason = not_sent.setdefault(_reason(exc.message, username), {"count": 0, "usernames": []})

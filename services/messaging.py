@@ -12,16 +12,20 @@ import gateways
 from extensions import db, vault
 from gateways.base import Outcome, Outgoing, Result
 from models import Account, Channel, Message, MessageKind, MessageStatus, StaffUser, utcnow
-from services import accounts, audit, keyset, links, message_templates, settings
+from services import accounts, audit, idempotency, keyset, links, message_templates, settings
 from services.errors import Invalid, NotFound, Throttled
 
 log = logging.getLogger(__name__)
 
 def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: StaffUser,
-          idempotency_key: str | None = None, audited: bool = True) -> Message:
-    """Queue a message with a new link (older links die) in the same transaction. A bulk send passes
-    `audited=False`: its one audit row names the whole batch."""
-    if idempotency_key and (existing := _by_key(idempotency_key)) is not None:
+          idempotency_key: str | None = None, job_id: int | None = None, audited: bool = True) -> Message:
+    """Queue a message with a new link (older links die) in the same transaction. `idempotency_key` is
+    the one-time value of the form that asked (a double click sends once); a job passes its id instead
+    (a resumed job sends once per account). A bulk send passes `audited=False`: its one audit row names
+    the whole batch."""
+    key = idempotency.for_message(kind, channel, account_id=account.id, actor=actor, value=idempotency_key,
+                                  job_id=job_id)
+    if key and (existing := _by_key(key, account)) is not None:
         return existing
     if account.staff_disabled:
         raise Invalid(f"{account.username} is disabled: enable it before sending a link.")
@@ -30,7 +34,7 @@ def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: Staff
     gateway = _gateway_name(channel)
     account.link_version += 1  # every older link of this account now answers 410
     message = Message(account=account, kind=kind, channel=channel, recipient=recipient, gateway=gateway,
-                      link_version=account.link_version, idempotency_key=idempotency_key,
+                      link_version=account.link_version, idempotency_key=key,
                       requested_by=actor.username)
     db.session.add(message)
     if audited:
@@ -39,7 +43,7 @@ def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: Staff
         db.session.commit()
     except IntegrityError:  # the same key won a race: the first request's message stands
         db.session.rollback()
-        if idempotency_key and (existing := _by_key(idempotency_key)) is not None:
+        if key and (existing := _by_key(key, account)) is not None:
             return existing
         raise
     return message
@@ -202,14 +206,23 @@ def _recipient(account: Account, channel: Channel) -> str:
 
 
 def _check_rate(account: Account) -> None:
+    """Refuse a send over the account's limit, counted under the account's row lock: concurrent sends
+    to one account count one after another, and the limit holds exactly. The lock is a write, kept
+    until the caller commits: PostgreSQL locks the row, and SQLite's first write takes the database's
+    write lock (BEGIN IMMEDIATE, see extensions.py)."""
     config = current_app.config
+    db.session.execute(update(Account).where(Account.id == account.id)
+                       .values(link_version=Account.link_version).execution_options(synchronize_session=False))
+    db.session.refresh(account, ["link_version"])  # a send that held the lock before may have moved it
     since = utcnow() - timedelta(minutes=config["SEND_RATE_MINUTES"])
     recent = db.session.scalar(
         select(func.count(Message.id)).where(Message.account_id == account.id, Message.created_at >= since)
     )
     if recent >= config["SEND_RATE_LIMIT"]:
-        raise Throttled(f"{account.username} already got {recent} messages in the last "
-                        f"{config['SEND_RATE_MINUTES']} minutes; wait before sending again.")
+        refusal = (f"{account.username} already got {recent} messages in the last "
+                   f"{config['SEND_RATE_MINUTES']} minutes; wait before sending again.")
+        db.session.rollback()  # hands the lock on at once
+        raise Throttled(refusal)
 
 
 def _gateway_name(channel: Channel) -> str:
@@ -235,5 +248,7 @@ def _decrypted(section: dict) -> dict:
             for key, value in section.items()}
 
 
-def _by_key(key: str) -> Message | None:
-    return db.session.scalar(select(Message).where(Message.idempotency_key == key))
+def _by_key(key: str, account: Account) -> Message | None:
+    # The account too: a key names one account's message, never another's.
+    return db.session.scalar(select(Message).where(Message.idempotency_key == key,
+                                                   Message.account_id == account.id))

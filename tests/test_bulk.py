@@ -150,8 +150,8 @@ def test_a_csr_cannot_follow_another_staff_users_job(app, admin, csr, make_accou
 
 def test_a_double_clicked_confirmation_starts_one_job(app, csr, make_account):
     account_id = make_account()
-    first = confirm(csr, "disable", 1, key="same-key-000000000001", ids=[account_id])
-    second = confirm(csr, "disable", 1, key="same-key-000000000001", ids=[account_id])
+    first = confirm(csr, "disable", 1, key="5a3e0000000000000000000000000001", ids=[account_id])
+    second = confirm(csr, "disable", 1, key="5a3e0000000000000000000000000001", ids=[account_id])
 
     assert first.headers["Location"] == second.headers["Location"]
     with app.app_context():

@@ -121,7 +121,7 @@ def test_messages_page_and_dashboard_show_todays_sent_and_failed(app, csr, mail_
     mail_settings.inbox.refuse["nobody@example.com"] = "550 5.1.1 No such user"
     for account_id in (sent_to, refused):
         csr.post(f"/accounts/{account_id}/send", {"kind": "link", "channel": "email",
-                                                   "idempotency_key": f"key-for-account-{account_id}"})
+                                                   "idempotency_key": f"{account_id:032x}"})
     run_worker(app)
 
     page = csr.get("/messages").get_data(as_text=True)

@@ -14,7 +14,7 @@ from webtools import detached, flashes, page_text, primed, run_worker
 
 from extensions import db, vault
 from models import AccessRule, Account, AuditEvent, Job, JobState, Message, Status, StatusEvent
-from services import imports, staff
+from services import idempotency, imports, staff
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT_DIR, "static", "samples", "accounts-sample.csv")
@@ -490,7 +490,7 @@ def test_the_send_option_queues_a_message_to_every_account_that_can_receive_it(a
         keys = set(db.session.scalars(select(Message.idempotency_key)))
         ids = set(db.session.scalars(select(Account.id).where(Account.email != "")))
         statuses = set(db.session.scalars(select(Account.status).where(Account.email != "")))
-    assert keys == {f"import-{job_id}-{account_id}" for account_id in ids}
+    assert keys == {idempotency.for_job(job_id, account_id) for account_id in ids}  # one per job and account
     delivered = sorted(message["To"] for message in mail_settings.inbox.messages)
     assert delivered == ["anna@example.com", "bruno@example.com"]
     assert statuses == {Status.INSTALLATION_SENT}

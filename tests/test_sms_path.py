@@ -34,7 +34,7 @@ def test_link_by_sms_through_vonage_is_sent_then_delivered_by_receipt(app, admin
             assert "api_secret" not in stored and stored["api_secret_encrypted"] != "secret456"
 
         admin.post(f"/accounts/{account_id}/send", {"kind": "link", "channel": "sms",
-                                                    "idempotency_key": "sms-key-0000000001"})
+                                                    "idempotency_key": "5e5000000000000000000000000000a1"})
         result = app.test_cli_runner().invoke(args=["worker", "--once", "--threads", "1"])
         assert result.exit_code == 0
 

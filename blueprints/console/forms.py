@@ -125,7 +125,7 @@ class SendForm(FlaskForm):
 
     kind = SelectField("Message", choices=SEND_KINDS, default=MessageKind.LINK.value)
     channel = RadioField("Send by", choices=CHANNELS, default=Channel.SMS.value)
-    idempotency_key = HiddenField(validators=[DataRequired(), Length(min=16, max=64)])
+    idempotency_key = HiddenField()  # its shape is checked where it is used: services.idempotency
 
     def channel_value(self) -> Channel:
         """Provisioning messages always travel by e-mail."""
@@ -145,7 +145,7 @@ class BulkForm(FlaskForm):
     registered = HiddenField()
     count = IntegerField(validators=[Optional()])  # what the CSR saw on the review page
     confirmed = HiddenField()
-    key = HiddenField(validators=[Optional(), Length(min=16, max=64)])  # one per review page
+    key = HiddenField()  # one per review page; services.idempotency checks it
 
 
 class MessageFilterForm(FlaskForm):

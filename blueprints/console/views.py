@@ -1,6 +1,5 @@
 """CSR pages: the dashboard, the account list, creation, edits and actions on one account."""
 
-import uuid
 from collections.abc import Callable
 from functools import partial
 
@@ -31,7 +30,7 @@ from blueprints.console.forms import (
 from blueprints.forms_util import show_error
 from extensions import login_manager
 from models import Channel, MessageKind, MessageStatus, Status, utcnow
-from services import accounts, audit, bulk, devices, exports, groups, jobs, messaging, settings, snom
+from services import accounts, audit, bulk, devices, exports, groups, idempotency, jobs, messaging, settings, snom
 from services.errors import ServiceError
 from services.search import QueryError
 
@@ -52,8 +51,8 @@ ACTIONS: dict[str, tuple[Callable[..., object], str]] = {
 
 @bp.app_template_global()
 def new_key() -> str:
-    """A fresh idempotency key for a send button."""
-    return uuid.uuid4().hex
+    """A fresh one-time key for a send button."""
+    return idempotency.new_value()
 
 
 @bp.before_request
@@ -135,7 +134,7 @@ def bulk_review():
         return redirect(back)
     changed = bool(form.confirmed.data)  # confirmed, but the search now matches another number of accounts
     form.count.data = len(ids)
-    form.key.data = uuid.uuid4().hex
+    form.key.data = idempotency.new_value()
     return render_template("console/accounts/bulk_review.html", form=form, count=len(ids), changed=changed,
                            description=bulk.describe(form.action.data), back=back)
 
@@ -191,7 +190,7 @@ def account_wizard():
 def account_detail(account_id: int):
     """Show every field of an account, its status timeline and its audit trail."""
     account = accounts.get_visible(account_id, current_user)
-    send_form = SendForm(idempotency_key=uuid.uuid4().hex,
+    send_form = SendForm(idempotency_key=idempotency.new_value(),
                          channel="sms" if account.callerid.startswith("+") else "email")
     return render_template("console/accounts/detail.html", account=account,
                            events=audit.for_target(account), messages=messaging.for_account(account),
@@ -204,7 +203,7 @@ def account_send(account_id: int):
     account = accounts.get_visible(account_id, current_user)
     form = SendForm()
     if form.validate_on_submit():
-        _queue(account, MessageKind(form.kind.data), form.channel_value(), key=form.idempotency_key.data)
+        _queue(account, MessageKind(form.kind.data), form.channel_value(), key=form.idempotency_key.data or "")
     else:
         flash("Choose a message and a channel.", "error")
     return redirect(url_for(".account_detail", account_id=account.id))
@@ -215,7 +214,7 @@ def message_resend(account_id: int, message_id: int):
     """Send a message again, with a new link (the older one stops working)."""
     account = accounts.get_visible(account_id, current_user)
     message = messaging.get_for_account(account, message_id)
-    _queue(account, message.kind, message.channel, key=request.form.get("idempotency_key") or None)
+    _queue(account, message.kind, message.channel, key=request.form.get("idempotency_key", ""))
     return redirect(url_for(".account_detail", account_id=account.id))
 
 
