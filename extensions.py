@@ -29,6 +29,10 @@ class Base(DeclarativeBase):
     )
 
 
+class VaultError(RuntimeError):
+    """A stored secret cannot be read: a configuration error; the message names no secret."""
+
+
 class Vault:
     """Symmetric encryption for secrets that must be recoverable (SIP passwords, gateway keys)."""
 
@@ -50,11 +54,11 @@ class Vault:
         try:
             return self._require().decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
-            raise RuntimeError("stored secret cannot be decrypted with the configured keys") from exc
+            raise VaultError("stored secret cannot be decrypted with the configured keys") from exc
 
     def _require(self) -> MultiFernet:
         if self._fernet is None:
-            raise RuntimeError("PROVISIO_ENCRYPTION_KEYS is not configured")
+            raise VaultError("PROVISIO_ENCRYPTION_KEYS is not configured")
         return self._fernet
 
 
