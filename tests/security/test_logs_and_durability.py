@@ -338,6 +338,16 @@ def test_a_message_whose_worker_died_on_every_attempt_fails_instead_of_being_sen
     assert mail_settings.inbox.messages == []
 
 
+# -- 4. SQLite: a commit is on disk before it returns ----------------------------------------------
+
+def test_sqlite_connections_commit_with_synchronous_full(app):
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("a SQLite file only")
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL (NORMAL is 1)
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
 # -- 5. SQLite: the stock integrity_check -------------------------------------------------------------
 
 def test_stock_sqlite_integrity_check_says_ok_after_non_ascii_accounts(app, make_account):
@@ -348,3 +358,12 @@ def test_stock_sqlite_integrity_check_says_ok_after_non_ascii_accounts(app, make
     path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
     with sqlite3.connect(path) as connection:  # as the sqlite3 tool opens it: SQLite's own lower()
         assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_no_sqlite_index_depends_on_a_sql_function(app):
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("a SQLite file only")
+    path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:  # the app's lower() differs from the stock tool's
+        indexes = connection.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        assert [name for name, sql in indexes if "(" in sql.split(" ON ", 1)[1].split("(", 1)[1]] == []
