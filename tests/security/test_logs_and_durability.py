@@ -230,6 +230,14 @@ def fetch(connection, method: str, path: str, headers: dict | None = None) -> ht
     return response
 
 
+def written(path: Path, lines: int) -> str:
+    """The log once it has `lines` lines: nginx writes a line after the response has left."""
+    deadline = time.monotonic() + 10
+    while (text := path.read_text()).count("\n") < lines and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return text
+
+
 def test_nginx_access_log_masks_link_tokens_and_receipt_secrets(nginx):
     connection = https(nginx["tls"])
     for method, path in [("GET", f"/m/{TOKEN}"), ("POST", f"/m/{TOKEN}/activate?x=1"),
@@ -237,8 +245,7 @@ def test_nginx_access_log_masks_link_tokens_and_receipt_secrets(nginx):
         fetch(connection, method, path)
     fetch(connection, "GET", "/static/css/mobile.css", {"Referer": f"https://activate.example.com/m/{TOKEN}"})
     fetch(http.client.HTTPConnection("127.0.0.1", nginx["plain"], timeout=10), "GET", f"/m/{TOKEN}")  # → https
-    time.sleep(0.2)  # nginx writes each line as the request ends; the last one may still be in flight
-    log = nginx["log"].read_text()
+    log = written(nginx["log"], lines=6)
     assert log.count("GET /m/[masked] HTTP/1.1") == 2
     assert "POST /m/[masked]/activate?x=1 HTTP/1.1" in log
     assert "GET /snom/first/[masked].xml HTTP/1.1" in log
