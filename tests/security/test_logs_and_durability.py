@@ -166,8 +166,8 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def substitute(text: str, old: str, new: str, count: int = 1) -> str:
-    assert text.count(old) == count, f"deploy/nginx.conf no longer has {count} × {old!r}"
+def substitute(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"deploy/nginx.conf no longer has exactly one {old!r}"
     return text.replace(old, new)
 
 
@@ -193,14 +193,16 @@ def nginx(tmp_path_factory):
         ("alias /opt/provisio/static/;", f"alias {ROOT}/static/;"),
     ]:
         site = substitute(site, old, new)
-    site = substitute(site, "/var/log/nginx/provisio.access.log", str(directory / "access.log"), count=2)
+    site = site.replace("/var/log/nginx/provisio.access.log", str(directory / "access.log"))
     (directory / "site.conf").write_text(site)
     temp = "".join(f"{kind}_temp_path {directory}/{kind};\n"
                    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     mime = "include /etc/nginx/mime.types;" if os.path.exists("/etc/nginx/mime.types") else ""
     (directory / "nginx.conf").write_text(
         f"daemon off; master_process off; pid {directory}/nginx.pid; error_log {directory}/error.log info;\n"
-        f"events {{ worker_connections 64; }}\nhttp {{ {mime}\n{temp} include {directory}/site.conf; }}\n")
+        # Debian's http {} block logs "combined" to access.log; a server's own access_log replaces it.
+        f"events {{ worker_connections 64; }}\nhttp {{ {mime}\n{temp} access_log {directory}/access.log;\n"
+        f"include {directory}/site.conf; }}\n")
     stand_in = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(upstream)],
                                 cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = subprocess.Popen([binary, "-p", str(directory), "-e", str(directory / "error.log"),
