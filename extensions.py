@@ -95,7 +95,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     # FULL: a commit is on disk before it returns. With NORMAL a power cut may undo the last
-    # activations (a consumed link usable again) or sends; the fsync costs too little to matter.
+    # activations (a consumed link usable again) or sends. Its cost is measured in docs/operations.md.
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
     # SQLite's lower() folds ASCII only; comparisons are case-insensitive for every letter, as on
