@@ -5,6 +5,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
+import redact
 from extensions import db
 from services.errors import NotFound
 
@@ -15,6 +16,8 @@ def init_app(app: Flask) -> None:
     # A service's NotFound (including another group's object) is a plain 404.
     app.register_error_handler(NotFound, lambda error: handle_http_error(HTTPNotFound(error.message)))
     app.register_error_handler(Exception, handle_unexpected)
+    # Whatever the app logs (a bug's traceback, the worker's failures) has its link tokens masked.
+    redact.install(app.logger)
 
 
 def handle_http_error(error: HTTPException):
@@ -35,8 +38,8 @@ def handle_http_error(error: HTTPException):
 
 
 def handle_unexpected(error: Exception):
-    """Log a bug without request data (it may hold secrets) and show a plain 500."""
+    """Log a bug without request data or the path's secrets (a link token) and show a plain 500."""
     db.session.rollback()
     current_app.logger.error("unhandled %s on %s %s", type(error).__name__, request.method,
-                             request.path, exc_info=error)
+                             redact.mask(request.path), exc_info=error)
     return handle_http_error(InternalServerError())

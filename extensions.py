@@ -29,6 +29,10 @@ class Base(DeclarativeBase):
     )
 
 
+class VaultError(RuntimeError):
+    """A stored secret cannot be read: a configuration error; the message names no secret."""
+
+
 class Vault:
     """Symmetric encryption for secrets that must be recoverable (SIP passwords, gateway keys)."""
 
@@ -50,11 +54,11 @@ class Vault:
         try:
             return self._require().decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
-            raise RuntimeError("stored secret cannot be decrypted with the configured keys") from exc
+            raise VaultError("stored secret cannot be decrypted with the configured keys") from exc
 
     def _require(self) -> MultiFernet:
         if self._fernet is None:
-            raise RuntimeError("PROVISIO_ENCRYPTION_KEYS is not configured")
+            raise VaultError("PROVISIO_ENCRYPTION_KEYS is not configured")
         return self._fernet
 
 
@@ -94,10 +98,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit is on disk before it returns. With NORMAL a power cut may undo the last
+    # activations (a consumed link usable again) or sends. Its cost is measured in docs/operations.md.
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
-    # SQLite's lower() folds ASCII only; search is case-insensitive for every letter, as on PostgreSQL.
-    # Deterministic, so the lower(...) indexes of the search use it (change rows through the app).
+    # SQLite's lower() folds ASCII only; comparisons are case-insensitive for every letter, as on
+    # PostgreSQL. No index may use it: the stock sqlite3 tool's integrity_check would see another
+    # lower() and call the index corrupt (the search reads the accounts' *_folded columns instead).
     dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
     # The driver opens a transaction at the first write only; IMMEDIATE takes the write
     # lock at that moment, so two writers queue on busy_timeout instead of deadlocking.

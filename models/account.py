@@ -4,15 +4,27 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from extensions import db
 from models.base import TimestampMixin, UTCDateTime, enum_type, utcnow
 from models.enums import AccountType, LicenceState, RuleKind, Status
 
-# Expression indexes on lower(username / callerid / email) for the search, written by hand in their
-# migration (text_pattern_ops on PostgreSQL); autogenerate leaves indexes with this prefix alone.
+# The search's old expression indexes on lower(…) (revision d5a7c3e9f104, dropped by 4f1c2a7d9e30);
+# autogenerate leaves indexes with this prefix alone.
 SEARCH_INDEX_PREFIX = "ix_accounts_lower_"
+# The whole-value search fields, each kept beside its value in lower case ("<field>_folded").
+FOLDED_FIELDS = ("username", "callerid", "email")
+
+
+def fold(value: str | None) -> str:
+    """The case-insensitive form of a search value, for every letter (the search folds its terms alike)."""
+    return (value or "").lower()
+
+
+def _folded_default(field: str):
+    """A column default folding `field`, for INSERTs that leave it out (the CSV import's bulk insert)."""
+    return lambda context: fold(context.get_current_parameters().get(field))
 
 
 def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
@@ -28,6 +40,10 @@ class Account(TimestampMixin, db.Model):
         # Keyset pagination walks id downwards inside a group or a status.
         Index("ix_accounts_group_id_id", "group_id", "id"),
         Index("ix_accounts_status_id", "status", "id"),
+        # Plain columns, not lower(…) expressions: SQLite's own tools must agree with the index (a DBA's
+        # integrity_check), and text_pattern_ops lets PostgreSQL answer LIKE 'prefix%' in any collation.
+        *(Index(f"ix_accounts_{field}_folded", f"{field}_folded",
+                postgresql_ops={f"{field}_folded": "text_pattern_ops"}) for field in FOLDED_FIELDS),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -69,6 +85,10 @@ class Account(TimestampMixin, db.Model):
     )
     licence_expires_on: Mapped[date | None]
     licence_device: Mapped[str | None] = mapped_column(String(128))
+    # Set with the value (validates below, or the default on a Core insert); the search reads only these.
+    username_folded: Mapped[str] = mapped_column(String(64), default=_folded_default("username"), server_default="")
+    callerid_folded: Mapped[str] = mapped_column(String(20), default=_folded_default("callerid"), server_default="")
+    email_folded: Mapped[str] = mapped_column(String(254), default=_folded_default("email"), server_default="")
 
     group: Mapped["Group"] = relationship(back_populates="accounts")  # noqa: F821
     profile: Mapped["Profile | None"] = relationship()  # noqa: F821
@@ -88,6 +108,12 @@ class Account(TimestampMixin, db.Model):
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True
     )
     messages: Mapped[list["Message"]] = relationship(back_populates="account", passive_deletes=True)  # noqa: F821
+
+    @validates(*FOLDED_FIELDS)
+    def _fold(self, field: str, value: str | None) -> str | None:
+        """Keep the folded copy of a search field in step with the value."""
+        setattr(self, f"{field}_folded", fold(value))
+        return value
 
     @property
     def is_snom(self) -> bool:

@@ -44,6 +44,8 @@ class StaffUser(UserMixin, TimestampMixin, db.Model):
 
     # Set by the user loader: which server-side session this request belongs to.
     session_id = None  # str | None; instance attribute, not a column
+    # Set by the user loader: the client's address (the trusted hop, after ProxyFix) for audit rows.
+    request_ip = None  # str | None; instance attribute, not a column
 
     def get_id(self) -> str | None:
         """Flask-Login keeps the server-side session id in the cookie, not the user id."""

@@ -26,7 +26,11 @@ def record(
 
 def values(actor: StaffUser | str, action: str, target: Any = None, *, ip: str | None = None,
            outcome: str = "ok", **detail: Any) -> dict[str, Any]:
-    """The columns of an audit event, for record() or for a Core INSERT on a hot path."""
+    """The columns of an audit event, for record() or for a Core INSERT on a hot path.
+
+    A staff actor signed in over HTTP carries its request's client address; an explicit `ip` wins."""
+    if ip is None and not isinstance(actor, str):
+        ip = getattr(actor, "request_ip", None)
     row = {"actor": actor if isinstance(actor, str) else actor.username, "action": action, "ip": ip,
            "outcome": outcome, "detail": detail, "target_type": None, "target_id": None, "target": None}
     if target is not None:
@@ -48,14 +52,16 @@ def for_target(target: Any, limit: int = 50) -> list[AuditEvent]:
     )
 
 
-def search(*, action: str = "", actor: str = "", before: int | None = None,
+def search(*, action: str = "", actor: str = "", outcome: str = "", before: int | None = None,
            page_size: int = 100) -> tuple[list[AuditEvent], int | None]:
-    """Return one newest-first page of the audit log, filtered by action prefix and actor."""
+    """Return one newest-first page of the audit log, filtered by action prefix, actor and outcome."""
     query = select(AuditEvent)
     if action:
         query = query.where(AuditEvent.action.startswith(action, autoescape=True))
     if actor:
         query = query.where(func.lower(AuditEvent.actor) == actor.lower())
+    if outcome:
+        query = query.where(AuditEvent.outcome == outcome.strip().lower())
     return keyset.newest_first(query, AuditEvent.id, before=before, page_size=page_size)
 
 

@@ -9,11 +9,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 import gateways
-from extensions import db, vault
+from extensions import VaultError, db, vault
 from gateways.base import Outcome, Outgoing, Result
 from models import Account, Channel, Message, MessageKind, MessageStatus, StaffUser, utcnow
 from services import accounts, audit, idempotency, keyset, links, message_templates, settings
-from services.errors import Invalid, NotFound, Throttled
+from services.errors import Invalid, NotFound, ServiceError, Throttled
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +122,36 @@ def deliver(message: Message) -> Result:
     if account is None or account.link_version != message.link_version:
         reason = "account deleted" if account is None else "superseded by a newer link before sending"
         return _record(message, Result(Outcome.PERMANENT, detail=reason))
-    config = _gateway_settings()
-    outgoing = render(message, account, config)
+    if message.attempts > current_app.config["OUTBOX_MAX_ATTEMPTS"]:  # its workers died mid-send each time
+        return _record(message, Result(Outcome.PERMANENT, detail=(
+            f"Gave up after {message.attempts - 1} attempts: the worker stopped before recording the last one.")))
+    try:
+        config = _gateway_settings()
+        outgoing = render(message, account, config)
+    except Exception as exc:  # a stored secret no key decrypts, a broken template: counted, then failed
+        return _record(message, _raised(message, exc, "The message could not be prepared"))
     db.session.commit()  # no transaction stays open during the network call
     try:
         result = gateways.for_settings(message.channel.value, config).send(outgoing)
     except LookupError as exc:
         result = Result(Outcome.PERMANENT, detail=str(exc))
+    except Exception as exc:  # a gateway bug must not leave the message leased and retried forever
+        result = _raised(message, exc, f"The {message.gateway} gateway failed")
     return _record(message, result)
+
+
+def _raised(message: Message, exc: Exception, what: str) -> Result:
+    """A delivery that raised: a transient failure whose reason a person understands and names no secret."""
+    db.session.rollback()  # the error may have come from the database; _record starts afresh
+    current_app.logger.error("message %s: %s", message.id, what, exc_info=exc)
+    if isinstance(exc, VaultError):
+        reason = (f"{what}: {exc}. Restore the PROVISIO_ENCRYPTION_KEYS key the gateway's secret was "
+                  "saved with, or enter the secret again in Settings.")
+    elif isinstance(exc, ServiceError):
+        reason = f"{what}: {exc.message}"
+    else:
+        reason = f"{what}: unexpected {type(exc).__name__} (the worker's log has the details)."
+    return Result(Outcome.TRANSIENT, detail=reason)
 
 
 def run_once() -> bool:

@@ -23,12 +23,15 @@ from sqlalchemy import ColumnElement, and_, func, not_, or_, select, true
 
 from extensions import db
 from models import Account, AccountType, Group, Status
+from models.account import fold
 from services.errors import Invalid
 
 MAX_LENGTH = 512
 MAX_DEPTH = 16
 TEXT_FIELDS = {"owner": Account.owner, "description": Account.description}
-KEYWORD_FIELDS = {"username": Account.username, "callerid": Account.callerid, "email": Account.email}
+# Whole-value fields are matched on their folded copies (indexed plain columns, already lower case).
+KEYWORD_FIELDS = {"username": Account.username_folded, "callerid": Account.callerid_folded,
+                  "email": Account.email_folded}
 DEFAULT_FIELDS = ("owner", "username", "callerid", "email", "description")
 DATE_FIELDS = {"created": Account.created_at, "changed": Account.status_changed_at}
 CHOICE_FIELDS = {"status": [status.value for status in Status], "type": [kind.value for kind in AccountType],
@@ -201,7 +204,7 @@ def _like_text(pattern: Iterable) -> str:
         elif part is _ONE:
             out.append("_")
         else:
-            out.append(part.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
+            out.append(fold(part).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
     return "".join(out)
 
 
@@ -209,14 +212,15 @@ def _like(column, pattern: list) -> ColumnElement[bool]:
     return func.lower(column).like(_like_text(pattern), escape="\\")
 
 
-def _keyword(column, pattern: list) -> ColumnElement[bool]:
-    """Whole-value match: equality, a prefix range (both use the lower() index), or LIKE."""
+def _keyword(folded, pattern: list) -> ColumnElement[bool]:
+    """Whole-value match on a folded column: equality, a prefix range (both use its index), or LIKE."""
     if all(isinstance(part, str) for part in pattern):
-        return func.lower(column) == "".join(pattern).lower()
+        return folded == fold("".join(pattern))
     if len(pattern) == 2 and isinstance(pattern[0], str) and pattern[1] is _STAR and _binary_order():
-        prefix = pattern[0].lower()  # SQLite compares bytes: a range the index answers, same as LIKE 'prefix%'
-        return and_(func.lower(column) >= prefix, func.lower(column) < prefix + "\U0010ffff")
-    return _like(column, pattern)  # PostgreSQL answers LIKE 'prefix%' from its text_pattern_ops index
+        prefix = fold(pattern[0])  # SQLite compares bytes: a range the index answers, same as LIKE 'prefix%'
+        return and_(folded >= prefix, folded < prefix + "\U0010ffff")
+    # PostgreSQL answers LIKE 'prefix%' from the column's text_pattern_ops index
+    return folded.like(_like_text(pattern), escape="\\")
 
 
 def _binary_order() -> bool:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from webtools import page_text
 
 from extensions import db, vault
@@ -82,6 +82,20 @@ def people(make_account, other_group):
 ])
 def test_query_finds_exactly_what_its_syntax_says(admin, people, query, expected):
     assert found(admin, query) == expected
+
+
+def test_whole_value_fields_match_in_any_case_beyond_ascii_whatever_wrote_the_row(app, admin, make_account):
+    make_account(username="ÄNNÏ01", email="Jörg.Müller@Bücher.example")  # the ORM: the account form
+    with app.app_context():  # a Core bulk insert, as the CSV import writes its rows
+        db.session.execute(insert(Account.__table__), [{
+            "username": "ÖLMANN02", "callerid": "+41791239902", "email": "ÉLODIE@Ça.example",
+            "password_encrypted": vault.encrypt("Sip-password-1234"), "group_id": db.session.scalar(select(Group.id)),
+        }])
+        db.session.commit()
+    assert found(admin, "username:änn*") == ["ÄNNÏ01"]
+    assert found(admin, "email:jörg.müller@bücher.example") == ["ÄNNÏ01"]
+    assert found(admin, "username:ölmann02") == ["ÖLMANN02"]
+    assert found(admin, "email:élodie@ç*") == ["ÖLMANN02"]
 
 
 def test_date_ranges_on_created_and_changed_respect_inclusive_and_exclusive_ends(app, admin, make_account):

@@ -154,12 +154,13 @@ def staff_reset_totp(staff_id: int):
 
 @bp.route("/audit")
 def audit_log():
-    """Show the audit log, newest first, filtered by action and actor."""
+    """Show the audit log, newest first, filtered by action, actor and outcome."""
     action, actor = request.args.get("action", ""), request.args.get("actor", "")
-    events, next_before = audit.search(action=action[:64], actor=actor[:64],
+    outcome = request.args.get("outcome", "")
+    events, next_before = audit.search(action=action[:64], actor=actor[:64], outcome=outcome[:32],
                                        before=request.args.get("before", type=int))
     return render_template("admin/audit/list.html", events=events, next_before=next_before,
-                           action=action, actor=actor, actions=audit.actions())
+                           action=action, actor=actor, outcome=outcome, actions=audit.actions())
 
 
 @bp.route("/settings", methods=["GET", "POST"])

@@ -20,7 +20,10 @@ PENDING_SECONDS = 300  # between the right password and the code
 @login_manager.user_loader
 def load_user(session_token: str):
     """Find the staff user of a server-side session, or nobody if it was revoked."""
-    return staff.load_session(session_token)
+    user = staff.load_session(session_token)
+    if user is not None:
+        user.request_ip = request.remote_addr  # every audit row of this request names the client
+    return user
 
 
 def safe_next(target: str | None) -> str:
