@@ -317,7 +317,7 @@ def test_a_delivery_whose_gateway_secret_cannot_be_decrypted_fails_after_the_max
         settings.save({"mail": mail}, actor="test")
     account_id = make_account(wizard=True)
     assert csr.post(f"/accounts/{account_id}/send", {"kind": "link", "channel": "email",
-                                                     "idempotency_key": secrets.token_hex(8)}).status_code == 302
+                                                     "idempotency_key": secrets.token_hex(16)}).status_code == 302
     for _ in range(5):
         run_worker(app)  # the real worker loop: flask worker --once
         with app.app_context():
@@ -336,7 +336,7 @@ def test_a_message_whose_worker_died_on_every_attempt_fails_instead_of_being_sen
     app.config["OUTBOX_MAX_ATTEMPTS"] = 3
     account_id = make_account(wizard=True)
     assert csr.post(f"/accounts/{account_id}/send", {"kind": "link", "channel": "email",
-                                                     "idempotency_key": secrets.token_hex(8)}).status_code == 302
+                                                     "idempotency_key": secrets.token_hex(16)}).status_code == 302
     with app.app_context():  # three claims whose workers were killed before recording anything
         db.session.execute(update(Message).values(attempts=3, lease_until=utcnow() - timedelta(seconds=1)))
         db.session.commit()
