@@ -87,6 +87,9 @@ class Config:
     JOB_LEASE_SECONDS = int(os.environ.get("JOB_LEASE_SECONDS", "300"))
     SEND_RATE_LIMIT = int(os.environ.get("SEND_RATE_LIMIT", "5"))
     SEND_RATE_MINUTES = int(os.environ.get("SEND_RATE_MINUTES", "30"))
+    # Refused link uses (dead, forged, guessed) one address may make per window before it gets 429.
+    LINK_REFUSAL_LIMIT = int(os.environ.get("LINK_REFUSAL_LIMIT", "20"))
+    LINK_REFUSAL_WINDOW_SECONDS = int(os.environ.get("LINK_REFUSAL_WINDOW_SECONDS", "900"))
 
     # argon2id parameters, by name from argon2.profiles; the tests use CHEAPEST.
     PASSWORD_HASH_PROFILE = os.environ.get("PASSWORD_HASH_PROFILE", "RFC_9106_LOW_MEMORY")
