@@ -80,6 +80,7 @@ class Delivery:
 
 
 def _file(link, settings: dict, credential: str) -> ActivationFile:
+    """The file a _LINK row's account gets: Snom XML for a desk phone, else the JSON document."""
     profile = _profile_of(link)
     if link.account_type is AccountType.SNOM:
         return snom_file(link, profile)
@@ -119,9 +120,9 @@ def _consume(connection, link, delivery: Delivery) -> None:
 # Built once: composing a statement costs more than running it. An UPDATE sets the columns each
 # call passes; the b_* parameters are the WHERE's.
 _PROFILE = Profile.__table__
-# One read by the link's hash: its message's columns that decide it (links.LINK_COLUMNS), the account,
-# its effective profile (its own, else its group's) as profile__* columns, and whether a device holds
-# a live credential.
+# One read by the link's hash: the message's columns that decide it (named as links.ensure_alive reads
+# them), the account, its effective profile (its own, else its group's) as profile__* columns, and
+# whether a device holds a live credential.
 _LINK = (
     select(Account.__table__, Message.id.label("message_id"), Message.link_version.label("message_version"),
            Message.link_used_at,
