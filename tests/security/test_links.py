@@ -307,3 +307,18 @@ def test_a_superseded_link_is_refused_naming_the_account(app, csr, mail_settings
 
     [event] = refusals(app)
     assert (event.detail["reason"], event.outcome, event.target_id) == ("superseded", "refused", account_id)
+
+
+def test_an_expired_link_is_refused_naming_the_account(app, csr, mail_settings, make_account):
+    from services import settings
+
+    account_id = make_account(wizard=True)
+    token = sent_link(app, csr, mail_settings, account_id)
+    with app.app_context():
+        settings.save({"link_max_age_hours": 1 / 3600}, actor="test")  # one second
+    time.sleep(2.1)
+
+    assert app.test_client().get(f"/m/{token}/activation", headers=APP).status_code == 410
+
+    [event] = refusals(app)
+    assert (event.detail["reason"], event.outcome, event.target_id) == ("expired", "refused", account_id)
