@@ -115,6 +115,9 @@ class Config:
     # and window; beyond them the address gets 429 until the window ends.
     SNOM_GUESS_LIMIT = int(os.environ.get("SNOM_GUESS_LIMIT", "20"))
     SNOM_GUESS_WINDOW_SECONDS = int(os.environ.get("SNOM_GUESS_WINDOW_SECONDS", "600"))
+    # Refused link uses (dead, forged, guessed) one address may make per window before it gets 429.
+    LINK_REFUSAL_LIMIT = int(os.environ.get("LINK_REFUSAL_LIMIT", "20"))
+    LINK_REFUSAL_WINDOW_SECONDS = int(os.environ.get("LINK_REFUSAL_WINDOW_SECONDS", "900"))
 
     # argon2id parameters, by name from argon2.profiles; the tests use CHEAPEST.
     PASSWORD_HASH_PROFILE = os.environ.get("PASSWORD_HASH_PROFILE", "RFC_9106_LOW_MEMORY")

@@ -22,7 +22,7 @@ ACTIVATIONS = 250  # per round: each consumes one account's link
 
 
 def prepare(env: dict[str, str]) -> list[tuple[str, str]]:
-    """Migrate a scratch database and make one wizard account per activation.
+    """Migrate a scratch database and make one wizard account per activation, each sent one link.
 
     Returns each account's link token and the form token its page carries (as a phone would post it).
     """
@@ -31,7 +31,7 @@ def prepare(env: dict[str, str]) -> list[tuple[str, str]]:
 
     from app import create_app
     from extensions import db, vault
-    from models import Account, Group, Profile
+    from models import Account, Channel, Group, Message, MessageKind, Profile
     from services import links
 
     app = create_app()
@@ -43,9 +43,14 @@ def prepare(env: dict[str, str]) -> list[tuple[str, str]]:
         accounts = [Account(username=f"9{i:07d}", callerid=f"+4179{i:07d}", password_encrypted=password,
                             group=group, wizard=True, enabled=False, security_model="end-to-end")
                     for i in range(ROUNDS * ACTIVATIONS + 1)]
-        db.session.add_all(accounts)
+        # One queued link per account, as messaging.queue makes it; signed as the worker signs it.
+        messages = [Message(account=account, kind=MessageKind.LINK, channel=Channel.SMS, recipient=account.callerid,
+                            gateway="bench", link_version=0, requested_by="bench") for account in accounts]
+        for message in messages:
+            links.attach(message)
+        db.session.add_all([*accounts, *messages])
         db.session.commit()
-        tokens = [links.make_token(account.id, 0) for account in accounts]
+        tokens = [links.token_of(message) for message in messages]
         return [(token, links.form_token(token)) for token in tokens]
 
 

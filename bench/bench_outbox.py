@@ -36,7 +36,7 @@ def prepare(env: dict[str, str], base_url: str) -> None:
     from app import create_app
     from extensions import db, vault
     from models import Account, Channel, Group, Message, MessageKind, Profile
-    from services import settings
+    from services import links, settings
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "SECRET_KEY": env["SECRET_KEY"],
                       "ENCRYPTION_KEYS": [env["PROVISIO_ENCRYPTION_KEYS"]]})
@@ -52,10 +52,12 @@ def prepare(env: dict[str, str], base_url: str) -> None:
             accounts = [Account(username=f"7{i:07d}", callerid=f"+4177{i:07d}", password_encrypted=password,
                                 group=group, wizard=True, enabled=False, security_model="end-to-end",
                                 link_version=1) for i in range(start, start + 1000)]
-            db.session.add_all(accounts)
-            db.session.add_all(Message(account=account, kind=MessageKind.LINK, channel=Channel.SMS,
-                                       recipient=account.callerid, gateway="vonage", link_version=1,
-                                       requested_by="bench") for account in accounts)
+            messages = [Message(account=account, kind=MessageKind.LINK, channel=Channel.SMS,
+                                recipient=account.callerid, gateway="vonage", link_version=1,
+                                requested_by="bench") for account in accounts]
+            for message in messages:
+                links.attach(message)  # its own random link, as messaging.queue gives it
+            db.session.add_all([*accounts, *messages])
             db.session.commit()
 
 

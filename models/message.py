@@ -11,8 +11,8 @@ from models.enums import Channel, MessageKind, MessageStatus
 
 
 class Message(TimestampMixin, db.Model):
-    """A queued, sent, delivered or failed message. It holds no token and no password:
-    the worker builds the link from the account and `link_version` when it sends."""
+    """A queued, sent, delivered or failed message. It holds no token and no password: the worker
+    signs the link when it sends (services/links.py); the row keeps the hash of the link's random part."""
 
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_due", "status", "next_attempt_at"),)
@@ -26,6 +26,12 @@ class Message(TimestampMixin, db.Model):
     recipient: Mapped[str] = mapped_column(String(254))
     gateway: Mapped[str] = mapped_column(String(32))
     link_version: Mapped[int]
+    # The link's random part: its SHA-256 finds the message when the link is opened; the part itself,
+    # encrypted with the vault's keys, stays only until the gateway accepts the message (a retry sends
+    # the same link), then it is erased.
+    link_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    link_nonce_encrypted: Mapped[str | None] = mapped_column(Text)
+    link_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the activation that consumed it
     status: Mapped[MessageStatus] = mapped_column(enum_type(MessageStatus), default=MessageStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,18 +3,24 @@
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import TypeVar
 from xml.etree import ElementTree
 
+from flask import current_app
 from sqlalchemy import bindparam, exists, func, insert, select, update
 
 from extensions import db
-from models import Account, AccountType, AuditEvent, Device, Group, Platform, Profile, Status, StatusEvent, utcnow
-from services import accounts, audit, links
+from models import Account, AccountType, AuditEvent, Device, Group, Message, Platform, Profile, Status, StatusEvent
+from models.base import utcnow
+from services import accounts, audit, links, throttle
+from services.errors import Throttled
 
 SCHEMA = "provisio.activation/1"
 END_USER = "end user"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,82 +45,135 @@ def record_install(account: Account, platform: Platform) -> None:
     db.session.commit()
 
 
-def activate(token: str, *, settings: dict, platform: Platform, ip: str | None,
-             user_agent: str, app_version: str | None) -> ActivationFile:
-    """Consume a link exactly once, activate its account and return the activation file.
+def activate(token: str, *, settings: dict, platform: Platform, ip: str | None, user_agent: str,
+             app_version: str | None, respond: Callable[[ActivationFile], T]) -> T:
+    """Consume a link exactly once, activate its account and return `respond(file)`, the answer.
 
+    The answer is built (headers included) before the link is consumed: if it cannot be, nothing is.
     The end user's hottest write, so it reads and writes with a few Core statements on a connection of
-    its own (no ORM session, no unit of work) and builds the file before writing: the database's write
-    lock is held for the writes alone.
+    its own (no ORM session, no unit of work): the database's write lock is held for the writes alone.
     """
-    with db.engine.connect() as connection:
-        try:
-            account_id, version, _hint = links.verify(token, max_age_hours=settings["link_max_age_hours"])
-            account = connection.execute(_ACCOUNT, {"b_id": account_id}).one_or_none()
-            links.ensure_alive(account, version)
-        except links.LinkGone as exc:
-            refuse(None, exc.reason, ip=ip)
-            raise
-        profile = _profile_of(account)
-        credential = secrets.token_urlsafe(32)
-        is_snom = account.account_type is AccountType.SNOM
-        file = snom_file(account, profile) if is_snom else _json_file(account, profile, settings, credential)
-        now = utcnow()
-        changes = {"link_version": version + 1, "keys_locked": False}  # the client may upload new keys
-        if account.wizard:
-            changes["enabled"] = True
-        moved = accounts.status_moves(account, Status.ACTIVATED)
-        if moved:
-            changes.update(status=Status.ACTIVATED, status_channel=None, status_changed_at=now)
-        # The version moves only if it is still the one in the link: of concurrent taps, one wins.
-        if not connection.execute(_CLAIM, {"b_id": account.id, "b_version": version, **changes}).rowcount:
-            connection.rollback()
-            refuse(db.session.get(Account, account.id), "used", ip=ip)
-            raise links.LinkGone("used")
-        if account.has_device:  # one installation per account: the previous credential stops working
-            connection.execute(_REVOKE, {"b_account_id": account.id, "revoked_at": now})
-        connection.execute(_INSERT_DEVICE, {
-            "account_id": account.id, "credential_hash": hashlib.sha256(credential.encode()).hexdigest(),
-            "platform": platform, "app_version": (app_version or None) and app_version[:32], "ip": ip,
-            "user_agent": user_agent[:512], "first_seen": now, "last_seen": now})
-        if moved:
-            connection.execute(_INSERT_STATUS_EVENT, {"account_id": account.id, "status": Status.ACTIVATED,
-                                                     "channel": None, "actor": END_USER, "created_at": now})
-        connection.execute(_INSERT_AUDIT_EVENT, {
-            **audit.values(END_USER, "account.activate", ip=ip, platform=platform.value),
-            "target_type": "account", "target_id": account.id, "target": account.username})
-        connection.commit()
-    return file
+    link = None
+    try:
+        link_hash = links.verify(token, max_age_hours=settings["link_max_age_hours"])
+        with db.engine.connect() as connection:
+            link = connection.execute(_LINK, {"b_hash": link_hash}).one_or_none()
+            links.ensure_alive(link)
+            credential = secrets.token_urlsafe(32)
+            answer = respond(_file(link, settings, credential))
+            _consume(connection, link, Delivery(credential, platform, ip, user_agent, app_version))
+    except links.LinkGone as gone:
+        refuse(link.id if link else _account_of(gone.link_hash), gone.reason, ip=ip)
+        raise
+    return answer
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Who fetched an activation file: what its device row records."""
+
+    credential: str
+    platform: Platform
+    ip: str | None
+    user_agent: str
+    app_version: str | None
+
+
+def _file(link, settings: dict, credential: str) -> ActivationFile:
+    """The file a _LINK row's account gets: Snom XML for a desk phone, else the JSON document."""
+    profile = _profile_of(link)
+    if link.account_type is AccountType.SNOM:
+        return snom_file(link, profile)
+    return _json_file(link, profile, settings, credential)
+
+
+def _consume(connection, link, delivery: Delivery) -> None:
+    """Claim the link, activate the account, record the device and the audit row, and commit."""
+    now = utcnow()
+    changes = {"link_version": link.link_version + 1, "keys_locked": False}  # the client may upload new keys
+    if link.wizard:
+        changes["enabled"] = True
+    moved = accounts.status_moves(link, Status.ACTIVATED)
+    if moved:
+        changes.update(status=Status.ACTIVATED, status_channel=None, status_changed_at=now)
+    # The version moves only if it is still the one in the link: of concurrent taps, one wins.
+    if not connection.execute(_CLAIM, {"b_id": link.id, "b_version": link.message_version, **changes}).rowcount:
+        connection.rollback()
+        raise links.LinkGone("reused")
+    connection.execute(_USED, {"b_message_id": link.message_id, "link_used_at": now})
+    if link.has_device:  # one installation per account: the previous credential stops working
+        connection.execute(_REVOKE, {"b_account_id": link.id, "revoked_at": now})
+    app_version = delivery.app_version
+    connection.execute(_INSERT_DEVICE, {
+        "account_id": link.id, "credential_hash": hashlib.sha256(delivery.credential.encode()).hexdigest(),
+        "platform": delivery.platform, "app_version": (app_version or None) and app_version[:32],
+        "ip": delivery.ip, "user_agent": delivery.user_agent[:512], "first_seen": now, "last_seen": now})
+    if moved:
+        connection.execute(_INSERT_STATUS_EVENT, {"account_id": link.id, "status": Status.ACTIVATED,
+                                                 "channel": None, "actor": END_USER, "created_at": now})
+    connection.execute(_INSERT_AUDIT_EVENT, {
+        **audit.values(END_USER, "account.activate", ip=delivery.ip, platform=delivery.platform.value),
+        "target_type": "account", "target_id": link.id, "target": link.username})
+    connection.commit()
 
 
 # Built once: composing a statement costs more than running it. An UPDATE sets the columns each
 # call passes; the b_* parameters are the WHERE's.
 _PROFILE = Profile.__table__
-# One read: the account, its effective profile (its own, else its group's) as profile__* columns, and
+# One read by the link's hash: the message's columns that decide it (named as links.ensure_alive reads
+# them), the account, its effective profile (its own, else its group's) as profile__* columns, and
 # whether a device holds a live credential.
-_ACCOUNT = (
-    select(Account.__table__, *(column.label(f"profile__{column.key}") for column in _PROFILE.c),
+_LINK = (
+    select(Account.__table__, Message.id.label("message_id"), Message.link_version.label("message_version"),
+           Message.link_used_at,
+           *(column.label(f"profile__{column.key}") for column in _PROFILE.c),
            exists().where(Device.account_id == Account.id, Device.revoked_at.is_(None)).label("has_device"))
+    .select_from(Message.__table__)
+    .join(Account.__table__, Account.id == Message.account_id)
     .join(Group.__table__, Group.id == Account.group_id)
     .outerjoin(_PROFILE, _PROFILE.c.id == func.coalesce(Account.profile_id, Group.profile_id))
-    .where(Account.id == bindparam("b_id"))
+    .where(Message.link_hash == bindparam("b_hash"))
 )
 _CLAIM = update(Account).where(Account.id == bindparam("b_id"), Account.link_version == bindparam("b_version"))
+_USED = update(Message).where(Message.id == bindparam("b_message_id"))
 _REVOKE = update(Device).where(Device.account_id == bindparam("b_account_id"), Device.revoked_at.is_(None))
 _INSERT_DEVICE, _INSERT_STATUS_EVENT, _INSERT_AUDIT_EVENT = insert(Device), insert(StatusEvent), insert(AuditEvent)
 
 
 def _profile_of(row) -> SimpleNamespace | None:
-    """The profile__* columns of an _ACCOUNT row under their own names, as document() reads them."""
+    """The profile__* columns of a _LINK row under their own names, as document() reads them."""
     if row.profile__id is None:
         return None
     return SimpleNamespace(**{column.key: getattr(row, f"profile__{column.key}") for column in _PROFILE.c})
 
 
-def refuse(account: Account | None, reason: str, *, ip: str | None) -> None:
-    """Audit a refused use of a link (used, superseded, expired …) without its token."""
-    audit.record(END_USER, "link.refused", account, ip=ip, reason=reason)
-    db.session.commit()
+def _account_of(link_hash: str | None) -> int | None:
+    """The account of a link known by its hash only (an expired one), to name it in the audit log."""
+    if link_hash is None:
+        return None
+    return db.session.scalar(select(Message.account_id).where(Message.link_hash == link_hash))
+
+
+def refuse(account_id: int | None, reason: str, *, ip: str | None) -> None:
+    """Count a refused use of a link by its caller's address, audit it, and past the limit raise Throttled.
+
+    A use that names an account (used, superseded, expired …) gets an audit row, without the token.
+    A forged or guessed token names none: it is counted, not written one row each, so a flood from one
+    address leaves one row (when it crosses the limit) and then answers 429.
+    """
+    config = current_app.config
+    limit = config["LINK_REFUSAL_LIMIT"]
+    count = throttle.hit(f"link.refused:{ip}", window_seconds=config["LINK_REFUSAL_WINDOW_SECONDS"])
+    account = db.session.get(Account, account_id) if account_id is not None else None
+    if count > limit:
+        if count == limit + 1:
+            audit.record(END_USER, "link.refused", account, ip=ip, outcome="throttled", reason=reason,
+                         limit=limit, window_seconds=config["LINK_REFUSAL_WINDOW_SECONDS"])
+            db.session.commit()
+        raise Throttled("Too many refused links from this network address: try again later.")
+    if account is not None:
+        audit.record(END_USER, "link.refused", account, ip=ip, outcome="refused", reason=reason)
+        db.session.commit()
 
 
 def document(account: Account, profile: Profile | None, settings: dict, credential: str | None) -> dict:

@@ -1,29 +1,39 @@
-"""Secure links: signed, timed, versioned tokens for `/m/<token>`. Tokens are never stored."""
+"""Secure links for `/m/<token>`: a signed, timed random value whose hash finds its message.
+
+A token is `URLSafeTimedSerializer(keys, salt).dumps(nonce)`: 128 random bits and nothing else (no
+account id, no version). The message row keeps the nonce's SHA-256 for lookups, and the nonce itself,
+encrypted with the vault's keys, only until the gateway accepts the message. So `SECRET_KEY` alone
+mints nothing (no row has the hash of a made-up nonce), a copy of the database alone signs nothing,
+and the link is alive while its message's link version is the account's.
+"""
 
 import functools
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
-from extensions import db
-from models import Account, Group, Status
+from extensions import db, vault
+from models import Account, Group, Message, Status
 from services.errors import ServiceError
 
-SALT = "provisio.secure-link.v1"
+SALT = "provisio.secure-link.v2"  # v1 signed [account id, version, hint]: those tokens no longer verify
 FORM_SALT = b"provisio.secure-link-form.v1"
+NONCE_BYTES = 16  # 128 bits
 
 
 class LinkGone(ServiceError):
     """The link is tampered, expired, superseded by a newer one, or already used."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, link_hash: str | None = None) -> None:
         super().__init__("This link has expired or was replaced — ask your operator for a new one.")
         self.reason = reason  # for the audit log, never shown
+        self.link_hash = link_hash  # an expired link's, so its refusal can name the account
 
 
 @dataclass(frozen=True)
@@ -36,23 +46,44 @@ class Glance:
     security_model: str | None
 
 
+# What decides whether a link is alive, under names ensure_alive() reads: the message's version and
+# use, the account's version and staff switch.
+LINK_COLUMNS = (Message.link_version.label("message_version"), Message.link_used_at,
+                Account.link_version, Account.staff_disabled)
 # Built once: composing a statement costs more than running it.
-_GLANCE = select(Account.link_version, Account.staff_disabled, Account.owner, Account.status,
-                 Account.security_model).where(Account.id == bindparam("account_id"))
+_GLANCE = (select(Message.kind, *LINK_COLUMNS, Account.owner, Account.status, Account.security_model)
+           .join(Account, Account.id == Message.account_id)
+           .where(Message.link_hash == bindparam("link_hash")))
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return _serializer_for(current_app.config["SECRET_KEY"])
+def _keys() -> tuple[str, ...]:
+    """Every key a link may be signed with, the current one last (itsdangerous signs with the last)."""
+    config = current_app.config
+    return (*(config.get("SECRET_KEY_FALLBACKS") or ()), config["SECRET_KEY"])
 
 
 @functools.lru_cache(maxsize=8)
-def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key, salt=SALT)
+def _serializer_for(keys: tuple[str, ...]) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(list(keys), salt=SALT)
 
 
-def make_token(account_id: int, version: int, hint: str = "link") -> str:
-    """Sign (account id, link version, hint); any later version bump kills this token."""
-    return _serializer().dumps([account_id, version, hint])
+def digest(nonce: str) -> str:
+    """The SHA-256 (hex) a message keeps of its link's random part."""
+    return hashlib.sha256(nonce.encode()).hexdigest()
+
+
+def attach(message: Message) -> None:
+    """Give a new message a link of its own: fresh random bits, kept hashed, and encrypted until sent."""
+    nonce = secrets.token_urlsafe(NONCE_BYTES)
+    message.link_hash = digest(nonce)
+    message.link_nonce_encrypted = vault.encrypt(nonce)
+
+
+def token_of(message: Message) -> str:
+    """Sign the link of a message that is still to be sent (the worker, and its retries)."""
+    if message.link_nonce_encrypted is None:
+        raise LookupError("this message's link was erased when it was sent")
+    return _serializer_for(_keys()).dumps(vault.decrypt(message.link_nonce_encrypted))
 
 
 def url_for_token(base_url: str, token: str) -> str:
@@ -60,45 +91,69 @@ def url_for_token(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/m/{token}"
 
 
-def verify(token: str, *, max_age_hours: float) -> tuple[int, int, str]:
-    """Check a token's signature and age; return (account id, version, hint) or raise LinkGone."""
+def verify(token: str, *, max_age_hours: float) -> str:
+    """Check a token's signature and age; return the hash its message is found by, or raise LinkGone."""
+    serializer = _serializer_for(_keys())
     try:
-        account_id, version, hint = _serializer().loads(token, max_age=int(max_age_hours * 3600))
-    except SignatureExpired:
-        raise LinkGone("expired") from None
+        nonce = serializer.loads(token, max_age=int(max_age_hours * 3600))
+    except SignatureExpired as exc:
+        raise LinkGone("expired", link_hash=_expired_hash(serializer, exc.payload)) from None
     except (BadSignature, ValueError, TypeError):
         raise LinkGone("invalid") from None
-    if not isinstance(account_id, int):
+    if not isinstance(nonce, str):
         raise LinkGone("invalid")
-    return account_id, version, str(hint)
+    return digest(nonce)
+
+
+def _expired_hash(serializer: URLSafeTimedSerializer, payload: bytes | None) -> str | None:
+    """The hash of a genuine but expired link (its signature held), so its refusal names the account."""
+    try:
+        nonce = serializer.load_payload(payload) if payload is not None else None
+    except BadData:
+        return None
+    return digest(nonce) if isinstance(nonce, str) else None
 
 
 def load(token: str, *, max_age_hours: float) -> Account:
     """Verify a token and return its account (with its profile and its group's), or raise LinkGone."""
-    account_id, version, _hint = verify(token, max_age_hours=max_age_hours)
-    options = [joinedload(Account.profile), joinedload(Account.group).joinedload(Group.profile)]
-    account = db.session.get(Account, account_id, options=options)
-    ensure_alive(account, version)
-    return account
+    link_hash = verify(token, max_age_hours=max_age_hours)
+    row = db.session.execute(
+        select(Account, *LINK_COLUMNS).join(Message, Message.account_id == Account.id)
+        .where(Message.link_hash == link_hash)
+        .options(joinedload(Account.profile), joinedload(Account.group).joinedload(Group.profile))
+    ).one_or_none()
+    ensure_alive(row)
+    return row.Account
 
 
 def glance(token: str, *, max_age_hours: float) -> Glance:
     """Verify a token for its landing page, the hottest read of the server, or raise LinkGone."""
-    account_id, version, hint = verify(token, max_age_hours=max_age_hours)
+    link_hash = verify(token, max_age_hours=max_age_hours)
     with db.engine.connect() as connection:  # no ORM session: nothing to track, nothing to close
-        row = connection.execute(_GLANCE, {"account_id": account_id}).one_or_none()
-    ensure_alive(row, version)
-    return Glance(hint, row.owner, row.status, row.security_model)
+        row = connection.execute(_GLANCE, {"link_hash": link_hash}).one_or_none()
+    ensure_alive(row)
+    return Glance(str(row.kind), row.owner, row.status, row.security_model)
 
 
-def ensure_alive(account, version: int) -> None:
-    """Raise LinkGone unless the account (an ORM object or a row) still honours this link version."""
-    if account is None:
-        raise LinkGone("no_account")
-    if account.link_version != version:
+def ensure_alive(link) -> None:
+    """Raise LinkGone unless a link (a row with LINK_COLUMNS) is unused, its account's newest, and enabled."""
+    if link is None:
+        raise LinkGone("unknown")  # a forged or guessed token, or the account was deleted
+    if link.link_used_at is not None:
+        raise LinkGone("reused")
+    if link.link_version != link.message_version:
         raise LinkGone("superseded")
-    if account.staff_disabled:
+    if link.staff_disabled:
         raise LinkGone("disabled")
+
+
+@functools.lru_cache(maxsize=8)
+def _form_key(secret_key: str) -> bytes:
+    return hashlib.sha256(FORM_SALT + secret_key.encode()).digest()
+
+
+def _form_mac(secret_key: str, token: str) -> str:
+    return hmac.new(_form_key(secret_key), token.encode(), hashlib.sha256).hexdigest()
 
 
 def form_token(token: str) -> str:
@@ -107,10 +162,10 @@ def form_token(token: str) -> str:
     An HMAC needs no cookie and no server state; it guards the Install and Activate forms as a
     session's CSRF token guards the console's (whoever holds the link can open its page anyway).
     """
-    key = hashlib.sha256(FORM_SALT + current_app.config["SECRET_KEY"].encode()).digest()
-    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+    return _form_mac(current_app.config["SECRET_KEY"], token)
 
 
 def form_token_matches(token: str, posted: str) -> bool:
-    """True when a POST carries the form token of its link's page."""
-    return hmac.compare_digest(form_token(token).encode(), posted.encode())
+    """True when a POST carries the form token of its link's page, made with any key still honoured."""
+    posted_bytes = posted.encode()
+    return any(hmac.compare_digest(_form_mac(key, token).encode(), posted_bytes) for key in _keys())

@@ -36,6 +36,7 @@ def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: Staff
     message = Message(account=account, kind=kind, channel=channel, recipient=recipient, gateway=gateway,
                       link_version=account.link_version, idempotency_key=key,
                       requested_by=actor.username)
+    links.attach(message)  # its own random link: hashed for lookups, encrypted until sent
     db.session.add(message)
     if audited:
         audit.record(actor, "message.queue", account, kind=str(kind), channel=str(channel))
@@ -166,7 +167,7 @@ def run_once() -> bool:
 
 def render(message: Message, account: Account, config: dict) -> Outgoing:
     """Fill the kind's template; the SIP password is never among the placeholders."""
-    token = links.make_token(account.id, message.link_version, message.kind.value)
+    token = links.token_of(message)
     context = {"link": links.url_for_token(config["public_base_url"], token), "owner": account.owner,
                "username": account.username, "group": account.group.name}
     subject, body = message_templates.get(message.kind, message.channel)
@@ -213,6 +214,8 @@ def _record(message: Message, result: Result) -> Result:
         message.next_attempt_at = utcnow() + timedelta(seconds=min(backoff, 3600))
     else:
         message.status = MessageStatus.FAILED
+    if message.status is not MessageStatus.QUEUED:  # sent or given up: only the link's hash stays
+        message.link_nonce_encrypted = None
     db.session.commit()
     return result
 

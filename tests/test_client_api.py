@@ -9,10 +9,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
+from webtools import issue_link
 
 from extensions import db
 from models import Account, AuditEvent, Device, LicenceState, Platform, Status, utcnow
-from services import accounts, links, snom
+from services import accounts, snom
 
 APP_VERSION = "2.4.1"
 SNOM_MAC = "000413922D24"
@@ -44,9 +45,7 @@ class Device_:
 
 def activate(app, account_id: int, *, ip: str = "198.51.100.20") -> Device_:
     """Activate an account from a fresh link, as the app does: GET /m/<token>/activation."""
-    with app.app_context():
-        account = db.session.get(Account, account_id)
-        token = links.make_token(account.id, account.link_version)
+    token = issue_link(app, account_id)
     response = app.test_client().get(f"/m/{token}/activation", headers={"X-Provisio-Client": APP_VERSION},
                                      environ_base={"REMOTE_ADDR": ip})
     assert response.status_code == 200, response.data
@@ -460,9 +459,7 @@ def test_snom_disabled_account_is_refused(app, snom_account, csr):
 
 
 def first_boot_url(app, account_id: int) -> str:
-    with app.app_context():
-        account = db.session.get(Account, account_id)
-        return f"/snom/first/{links.make_token(account.id, account.link_version)}.xml"
+    return f"/snom/first/{issue_link(app, account_id)}.xml"
 
 
 def test_first_boot_binds_the_mac_from_the_user_agent(app, make_account):

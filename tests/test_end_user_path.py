@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from sqlalchemy import select
-from webtools import run_worker
+from webtools import issue_link, run_worker
 
 from extensions import db
 from models import Account, AuditEvent, Device, Message, MessageStatus, Status
@@ -100,10 +100,9 @@ def test_whole_lifecycle_from_email_to_activated(app, csr, mail_settings, group)
 ])
 def test_landing_get_and_head_change_nothing(app, csr, mail_settings, make_account, user_agent):
     account_id = make_account(wizard=True, email="anna@example.com")
+    token = issue_link(app, account_id)
     with app.app_context():
-        from services import links
         account = db.session.get(Account, account_id)
-        token = links.make_token(account.id, account.link_version)
         before = (account.status, account.link_version, account.enabled)
         audit_count = db.session.query(AuditEvent).count()
     client = app.test_client()

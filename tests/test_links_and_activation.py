@@ -15,12 +15,12 @@ from xml.etree import ElementTree
 import pytest
 import requests
 import segno
-from sqlalchemy import MetaData, Table, func, inspect, select
-from webtools import detached, flashes, page_text, run_worker
+from sqlalchemy import MetaData, Table, func, inspect, select, update
+from webtools import detached, flashes, issue_link, page_text, run_worker
 
 from extensions import db
 from models import Account, AuditEvent, Device, Message, Platform, Profile, Status
-from services import accounts, links, settings, staff
+from services import accounts, settings, staff
 from services.platforms import platform_of
 
 PUBLIC = "https://activate.example.test"
@@ -46,10 +46,8 @@ MAC = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KH
 # -- helpers -------------------------------------------------------------------------------
 
 def fresh_token(app, account_id: int, hint: str = "link") -> str:
-    """A valid link for the account's current link version, as the worker would make it."""
-    with app.app_context():
-        account = db.session.get(Account, account_id)
-        return links.make_token(account.id, account.link_version, hint)
+    """A valid link: the account's newest, queued as a CSR's Send does and signed as the worker does."""
+    return issue_link(app, account_id, hint)
 
 
 def send_link(browser, account_id: int, **headers):
@@ -170,7 +168,7 @@ def _expire(app, csr, account_id, token):
 def _resend(app, csr, account_id, token):
     assert send_link(csr, account_id).status_code == 302
     with app.app_context():
-        assert db.session.scalar(select(func.count(Message.id))) == 1  # the resend was queued
+        assert db.session.scalar(select(func.count(Message.id))) == 2  # the resend was queued after the link
     return token
 
 
@@ -233,7 +231,8 @@ def test_refused_activation_is_audited_without_the_token(app, mail_settings, mak
     assert phone.get(f"/m/{token}/activation", headers=APP).status_code == 410
     with app.app_context():
         refused = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "link.refused")).all()
-        assert [event.detail["reason"] for event in refused] == ["superseded"]
+        assert [(event.detail["reason"], event.outcome, event.target_id) for event in refused] == [
+            ("reused", "refused", account_id)]
         assert token not in repr([(e.detail, e.target) for e in refused])
 
 
@@ -570,8 +569,11 @@ def test_plain_account_stays_enabled_through_activation(app, mail_settings, make
 
 def test_link_of_a_csr_disabled_account_is_refused_even_when_fresh(app, csr, mail_settings, make_account):
     account_id = make_account(wizard=True)
-    assert csr.post(f"/accounts/{account_id}/disable").status_code == 302
-    token = fresh_token(app, account_id)  # made for the current, post-disable link version
+    token = fresh_token(app, account_id)
+    with app.app_context():  # disabled by staff without a newer link: the link's version is still current
+        db.session.execute(update(Account).where(Account.id == account_id).values(staff_disabled=True,
+                                                                                 enabled=False))
+        db.session.commit()
 
     phone = app.test_client()
     assert phone.get(f"/m/{token}", headers={"User-Agent": IPHONE}).status_code == 410

@@ -9,10 +9,7 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
-
-from extensions import db
-from models import Account
-from services import links
+from webtools import issue_link
 
 SPEC = Path(__file__).resolve().parent.parent / "docs" / "client-api.yaml"
 API_PREFIX = "/api/client/v1"
@@ -25,9 +22,7 @@ schema = schemathesis.openapi.from_path(SPEC)
 def credential(app, make_account) -> str:
     """A real device credential of an activated account that has uploaded a key."""
     account_id = make_account(licence_expires_on=None)
-    with app.app_context():
-        account = db.session.get(Account, account_id)
-        token = links.make_token(account.id, account.link_version)
+    token = issue_link(app, account_id)
     http = app.test_client()
     document = json.loads(http.get(f"/m/{token}/activation", headers={"X-Provisio-Client": "schemathesis"}).data)
     return document["client_api"]["credential"]

@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+from webtools import issue_link
 from werkzeug.serving import make_server
 
 from extensions import db
@@ -28,9 +29,7 @@ def test_reference_client_goes_from_link_to_connected_and_picks_up_a_rotated_pas
     app, server, make_account, admin_id
 ):
     account_id = make_account(wizard=True)
-    with app.app_context():
-        account = db.session.get(Account, account_id)
-        link = links.url_for_token(server, links.make_token(account.id, account.link_version))
+    link = links.url_for_token(server, issue_link(app, account_id))
 
     client = Client()
     document = client.activate(link)

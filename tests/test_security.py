@@ -65,7 +65,7 @@ def real_ids(app, make_account, group, other_group, admin_id, csr_id) -> dict[st
         db.session.commit()
         account = db.session.get(Account, account_id)
         message = messaging.queue(account, MessageKind.LINK, Channel.EMAIL, actor=staff.get(admin_id))
-        token = links.make_token(account_id, account.link_version)
+        token = links.token_of(message)
         job = bulk.start(staff.get(admin_id), "enable", [account_id], key="3a1c0000000000000000000000000001", scope={})
         upload = imports.start(b"callerid,owner\n+41791230998,Walker\n", filename="walk.csv",
                                default_group_id=group, actor=staff.get(admin_id))

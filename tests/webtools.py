@@ -66,3 +66,22 @@ def detached(app, model, row_id: int):
         if row is not None:
             db.session.expunge(row)
         return row
+
+
+def issue_link(app, account_id: int, kind: str = "link") -> str:
+    """Queue a secure link for the account as a CSR's Send does; return its token as the worker signs it.
+
+    The message goes by e-mail when the account has an address, else by SMS (configure a gateway then).
+    """
+    from sqlalchemy import select
+
+    from extensions import db
+    from models import Account, Channel, MessageKind, StaffUser
+    from services import links, messaging
+
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        actor = db.session.scalars(select(StaffUser).order_by(StaffUser.id)).first()
+        channel = Channel.EMAIL if account.email else Channel.SMS
+        message = messaging.queue(account, MessageKind(kind), channel, actor=actor)
+        return links.token_of(message)

@@ -1,16 +1,20 @@
 """The secure link page, Install and Activate. GET never changes anything."""
 
 import functools
+import re
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import segno
-from flask import Blueprint, Response, abort, redirect, render_template, request
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.http import dump_options_header
 
 from extensions import csrf
 from models import Platform
 from services import activation, links, settings
+from services.errors import Throttled
 from services.platforms import platform_of
 
 bp = Blueprint("mobile", __name__, url_prefix="/m")
@@ -20,6 +24,10 @@ csrf.exempt(bp)
 ACTIVATION_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff",
                       "Referrer-Policy": "no-referrer"}
 OFFERED = tuple(p for p in Platform if p is not Platform.OTHER)
+# What every HTTP server sends as is (gunicorn refuses more than latin-1; we send ASCII only).
+SENDABLE = re.compile(r"[\t\x20-\x7e]*")
+# The ASCII fallback name keeps the characters every agent saves safely (RFC 6266, appendix D).
+UNSAFE_IN_FALLBACK = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,13 @@ def private(response: Response) -> Response:
 def gone(_error: links.LinkGone):
     """Any dead link gets the same page, with no account data."""
     return render_template("mobile/gone.html"), 410
+
+
+@bp.errorhandler(Throttled)
+def throttled(error: Throttled):
+    """Too many refused links from one address: say so, with no account data."""
+    return render_template("errors/error.html", code=429, title="Too many attempts", description=error.message), \
+        429, {"Retry-After": str(current_app.config["LINK_REFUSAL_WINDOW_SECONDS"])}
 
 
 @bp.route("/<token>")
@@ -108,14 +123,34 @@ def activation_file(token: str):
     app_version = request.headers.get("X-Provisio-Client", "").strip()
     if not app_version:
         abort(400, "This address is for the app. Open the link you received and tap Activate.")
+    if request.method == "HEAD":  # Flask routes HEAD here too: it may tell whether the link works, never use it
+        links.glance(token, max_age_hours=settings.get("link_max_age_hours"))
+        return Response(headers=ACTIVATION_HEADERS)
     return _deliver(token, platform=platform_of(request.user_agent.string), app_version=app_version)
 
 
 def _deliver(token: str, *, platform: Platform, app_version: str | None) -> Response:
-    file = activation.activate(token, settings=settings.get_all(), platform=platform, ip=request.remote_addr,
-                               user_agent=request.user_agent.string, app_version=app_version)
-    return Response(file.body, mimetype=file.mimetype, headers={
-        **ACTIVATION_HEADERS, "Content-Disposition": f'attachment; filename="{file.filename}"'})
+    return activation.activate(token, settings=settings.get_all(), platform=platform, ip=request.remote_addr,
+                               user_agent=request.user_agent.string, app_version=app_version, respond=attachment)
+
+
+def attachment(file: activation.ActivationFile) -> Response:
+    """The file as a download, every header checked: it is built before the link is consumed."""
+    response = Response(file.body, mimetype=file.mimetype, headers=ACTIVATION_HEADERS)
+    response.headers["Content-Disposition"] = content_disposition(file.filename)
+    for name, value in response.headers.items():
+        if not SENDABLE.fullmatch(value):  # a server would refuse it after the link was used
+            raise ValueError(f"the {name} header of an activation file cannot be sent")
+    return response
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment's header per RFC 6266: the name in UTF-8 (filename*) and an ASCII fallback."""
+    ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    fallback = UNSAFE_IN_FALLBACK.sub("_", ascii_name).strip("._") or "activation"
+    # werkzeug quotes `filename` and passes `filename*` as is; quote() makes it RFC 8187 attr-chars.
+    return dump_options_header("attachment", {
+        "filename": fallback, "filename*": "UTF-8''" + quote(filename, safe="!#$&+-.^_`|~")})
 
 
 def _chosen_platform() -> Platform:
