@@ -14,6 +14,7 @@ from extensions import db
 from models import Account, AuditEvent, Status
 from services import settings, snom
 from tests.conftest import Client, _staff
+from tests.webtools import issue_link
 
 MAC = "000413AE765E"
 UA = "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 1.1.5-IS {mac})"
@@ -334,11 +335,8 @@ def test_one_ipv6_host_cannot_multiply_its_guesses_across_its_64(app, phone_acco
 
 def test_first_boot_fetches_are_audited_and_dead_links_counted(app, make_account):
     app.config.update(SNOM_GUESS_LIMIT=2)
-    from services import links
-
     account_id = make_account(account_type="snom", security_model=None)
-    with app.app_context():
-        token = links.make_token(account_id, db.session.get(Account, account_id).link_version)
+    token = issue_link(app, account_id)
 
     assert fetch(app, f"/snom/first/{token}.xml").status_code == 200
     assert [fetch(app, "/snom/first/forged.xml", ip="203.0.113.5").status_code for _ in range(3)] == [410, 410, 429]
