@@ -162,14 +162,16 @@ def refuse(account_id: int | None, reason: str, *, ip: str | None) -> None:
     address leaves one row (when it crosses the limit) and then answers 429.
     """
     config = current_app.config
-    limit = config["LINK_REFUSAL_LIMIT"]
-    count = throttle.hit(f"link.refused:{ip}", window_seconds=config["LINK_REFUSAL_WINDOW_SECONDS"])
+    limit, window = config["LINK_REFUSAL_LIMIT"], config["LINK_REFUSAL_WINDOW_SECONDS"]
     account = db.session.get(Account, account_id) if account_id is not None else None
-    if count > limit:
-        if count == limit + 1:
-            audit.record(END_USER, "link.refused", account, ip=ip, outcome="throttled", reason=reason,
-                         limit=limit, window_seconds=config["LINK_REFUSAL_WINDOW_SECONDS"])
-            db.session.commit()
+
+    def crossing() -> None:
+        audit.record(END_USER, "link.refused", account, ip=ip, outcome="throttled", reason=reason,
+                     limit=limit, window_seconds=window)
+        db.session.commit()
+
+    if throttle.over_limit(throttle.client_key("link.refused", ip), limit=limit, window_seconds=window,
+                           crossing=crossing):
         raise Throttled("Too many refused links from this network address: try again later.")
     if account is not None:
         audit.record(END_USER, "link.refused", account, ip=ip, outcome="refused", reason=reason)

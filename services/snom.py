@@ -2,7 +2,6 @@
 MAC the URL names, behind the account's deny/permit rules; every fetch audited, failures counted."""
 
 import hashlib
-import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
@@ -190,14 +189,14 @@ def _count_failure(fetch: Fetch) -> None:
     The count is exact under concurrency, so exactly the limit's number of failures get their own answer.
     """
     limit, window = _limits()
-    count = throttle.hit(_client_key(fetch.ip), window_seconds=window)
-    if count <= limit:
-        return
-    if count == limit + 1:
+
+    def crossing() -> None:
         audit.record(PHONE, "snom.fetch", ip=fetch.ip, outcome="throttled", limit=limit, window_seconds=window,
                      **fetch.detail())
         db.session.commit()
-    raise TooManyFailures(window)
+
+    if throttle.over_limit(_client_key(fetch.ip), limit=limit, window_seconds=window, crossing=crossing):
+        raise TooManyFailures(window)
 
 
 def _limits() -> tuple[int, int]:
@@ -205,11 +204,4 @@ def _limits() -> tuple[int, int]:
 
 
 def _client_key(ip: str) -> str:
-    """One counter per client address; IPv6 per /64, since one host commonly owns a whole /64."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return f"snom-guess:{ip}"
-    if address.version == 6:
-        return f"snom-guess:{ipaddress.ip_network(f'{address}/64', strict=False)}"
-    return f"snom-guess:{address}"
+    return throttle.client_key("snom-guess", ip)

@@ -325,16 +325,16 @@ def _count_attempt(username: str, *, ip: str | None) -> None:
     refusal is the same for a username that does not exist.
     """
     config = current_app.config
-    limit = config["LOGIN_MAX_FAILURES"]
-    count = throttle.hit(_throttle_key(username), window_seconds=config["LOGIN_LOCK_MINUTES"] * 60)
-    if count <= limit:
-        return
-    if count == limit + 1:  # one audit row when the username crosses the limit, not one per attempt
+
+    def crossing() -> None:  # one audit row when the username crosses the limit, not one per attempt
         audit.record(username[:64] or "-", "auth.login_throttled", ip=ip, outcome="throttled")
         db.session.commit()
-    raise Throttled(
-        f"Too many failed sign-ins for this username. Try again in {config['LOGIN_LOCK_MINUTES']} minutes."
-    )
+
+    if throttle.over_limit(_throttle_key(username), limit=config["LOGIN_MAX_FAILURES"],
+                           window_seconds=config["LOGIN_LOCK_MINUTES"] * 60, crossing=crossing):
+        raise Throttled(
+            f"Too many failed sign-ins for this username. Try again in {config['LOGIN_LOCK_MINUTES']} minutes."
+        )
 
 
 def _throttle_key(username: str) -> str:

@@ -1,6 +1,8 @@
 """Rate limits kept in the database: one atomic upsert per hit, so a limit holds exactly under
 concurrent requests, across worker processes and restarts, on SQLite and PostgreSQL alike."""
 
+import ipaddress
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, select
@@ -30,6 +32,29 @@ def hit(key: str, *, window_seconds: int, now: datetime | None = None) -> int:
                   "window_start": case((expired, now), else_=table.c.window_start)},
         ).returning(table.c.count)
         return connection.execute(statement).scalar_one()
+
+
+def over_limit(key: str, *, limit: int, window_seconds: int, crossing: Callable[[], None]) -> bool:
+    """Count one hit of `key`; True when it is past `limit`, so the caller refuses it.
+
+    `crossing` runs once per window, for the hit that crosses the limit: its one audit row stands for
+    every refused hit after it, so a flood leaves one row, not one a request.
+    """
+    count = hit(key, window_seconds=window_seconds)
+    if count == limit + 1:
+        crossing()
+    return count > limit
+
+
+def client_key(purpose: str, ip: str | None) -> str:
+    """The counter key of a client address for one purpose; IPv6 per /64, which one host commonly owns."""
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return f"{purpose}:{ip}"
+    if address.version == 6:
+        return f"{purpose}:{ipaddress.ip_network(f'{address}/64', strict=False)}"
+    return f"{purpose}:{address}"
 
 
 def peek(key: str, *, window_seconds: int, now: datetime | None = None) -> int:

@@ -53,3 +53,19 @@ def test_prune_deletes_only_windows_that_ended_long_ago(ctx):
         throttle.hit("new", window_seconds=60, now=now)
         assert throttle.prune(older_than_seconds=3600, now=now) == 1
         assert throttle.hit("new", window_seconds=60, now=now) == 2
+
+
+def test_over_limit_refuses_past_the_limit_and_reports_only_the_crossing_hit(ctx):
+    crossings = []
+    with ctx():
+        verdicts = [throttle.over_limit("flood", limit=2, window_seconds=60, crossing=lambda: crossings.append(1))
+                    for _ in range(5)]
+    assert verdicts == [False, False, True, True, True]
+    assert crossings == [1]  # one audit row for the whole flood, not one per refused hit
+
+
+def test_a_client_key_counts_an_ipv6_host_by_its_64_and_ipv4_by_address():
+    assert throttle.client_key("p", "2001:db8:1:2::1") == throttle.client_key("p", "2001:db8:1:2:ffff::9")
+    assert throttle.client_key("p", "2001:db8:1:2::1") != throttle.client_key("p", "2001:db8:1:3::1")
+    assert throttle.client_key("p", "192.0.2.1") != throttle.client_key("p", "192.0.2.2")
+    assert throttle.client_key("p", "192.0.2.1") != throttle.client_key("q", "192.0.2.1")
