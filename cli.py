@@ -11,8 +11,13 @@ from flask_migrate import upgrade
 import services.imports  # noqa: F401  (registers the job handler of CSV imports)
 from extensions import db
 from models import Role
-from services import demo, jobs, messaging, staff
+from services import demo, jobs, messaging, staff, throttle
 from services.errors import ServiceError
+
+# Rate counters (services.throttle) whose window started a day ago are dead: an idle worker deletes them
+# every ten minutes, so the table holds about a day of distinct callers.
+PRUNE_COUNTERS_AFTER = 24 * 3600
+PRUNE_EVERY = 600
 
 
 def init_app(app: Flask) -> None:
@@ -87,7 +92,7 @@ def worker(once: bool, idle: float, threads: int) -> None:
 
 def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
     """Claim and send messages until none is due (with --once); return how many were handled."""
-    handled = 0
+    handled, next_prune = 0, 0.0
     with app.app_context():
         while True:
             try:
@@ -98,6 +103,9 @@ def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
             db.session.remove()  # a fresh session per message: nothing stale between deliveries
             handled += delivered
             if not delivered:
+                if time.monotonic() >= next_prune:  # while idle: rate counters of long-ended windows go
+                    throttle.prune(older_than_seconds=PRUNE_COUNTERS_AFTER)
+                    next_prune = time.monotonic() + PRUNE_EVERY
                 if once:
                     return handled
                 time.sleep(idle)

@@ -3,9 +3,12 @@
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from extensions import db
-from models import utcnow
+from models import RateCounter, utcnow
 from services import throttle
+from tests.webtools import run_worker
 
 
 def test_hits_of_a_key_count_up_within_their_window(ctx):
@@ -69,3 +72,12 @@ def test_a_client_key_counts_an_ipv6_host_by_its_64_and_ipv4_by_address():
     assert throttle.client_key("p", "2001:db8:1:2::1") != throttle.client_key("p", "2001:db8:1:3::1")
     assert throttle.client_key("p", "192.0.2.1") != throttle.client_key("p", "192.0.2.2")
     assert throttle.client_key("p", "192.0.2.1") != throttle.client_key("q", "192.0.2.1")
+
+
+def test_an_idle_worker_deletes_the_counters_of_long_ended_windows(app):
+    with app.app_context():
+        throttle.hit("login:old", window_seconds=60, now=utcnow() - timedelta(days=2))
+        throttle.hit("login:new", window_seconds=60)
+    run_worker(app)
+    with app.app_context():
+        assert set(db.session.scalars(select(RateCounter.key))) == {"login:new"}
