@@ -347,16 +347,6 @@ def test_a_message_whose_worker_died_on_every_attempt_fails_instead_of_being_sen
     assert mail_settings.inbox.messages == []
 
 
-# -- 4. SQLite: a commit is on disk before it returns ----------------------------------------------
-
-def test_sqlite_connections_commit_with_synchronous_full(app):
-    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        pytest.skip("a SQLite file only")
-    with app.app_context(), db.engine.connect() as connection:
-        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL (NORMAL is 1)
-        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-
-
 # -- 5. SQLite: the stock integrity_check -------------------------------------------------------------
 
 def test_stock_sqlite_integrity_check_says_ok_after_non_ascii_accounts(app, make_account):
