@@ -53,7 +53,8 @@ def for_account(account: Account, limit: int = 50) -> list[Message]:
 
 
 def search(user: StaffUser, *, status: MessageStatus | None = None, gateway: str = "", kind: MessageKind | None = None,
-           day: date | None = None, before: int | None = None, page_size: int = 50) -> tuple[list[Message], int | None]:
+           day: date | None = None, before: keyset.Cursor = None,
+           page_size: int = 50) -> tuple[list[Message], int | None]:
     """Return one newest-first page of the messages the user may see, filtered."""
     query = select(Message).outerjoin(Account)
     query = accounts.scoped(query, user) if not user.is_admin else query
@@ -119,7 +120,10 @@ def deliver(message: Message) -> Result:
         reason = "account deleted" if account is None else "superseded by a newer link before sending"
         return _record(message, Result(Outcome.PERMANENT, detail=reason))
     config = _gateway_settings()
-    outgoing = render(message, account, config)
+    try:
+        outgoing = render(message, account, config)
+    except Invalid as exc:  # a template saved before its limits existed: fail this message, don't retry it
+        return _record(message, Result(Outcome.PERMANENT, detail=exc.message))
     db.session.commit()  # no transaction stays open during the network call
     try:
         result = gateways.for_settings(message.channel.value, config).send(outgoing)
