@@ -10,12 +10,14 @@ import errors
 import extensions
 import headers
 from blueprints import admin, api, auth, console, hooks, imports, mobile
+from blueprints.routing import IdConverter
 from config import Config, load_secrets
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Create and configure the application."""
     app = Flask(__name__, instance_relative_config=True)
+    app.url_map.converters["int"] = IdConverter  # before any route: every <int:id> stops at the largest id
     app.config.from_object(Config)
     if config is not None:
         app.config.from_mapping(config)

@@ -7,7 +7,9 @@ from sqlalchemy import Select
 from extensions import db
 from services.errors import Invalid
 
-MAX_ID = 2**63 - 1  # the largest BIGINT both databases store: a larger cursor fails in each driver differently
+# Ids are INTEGER: 32 bits on PostgreSQL (a larger parameter is 'integer out of range'), 64 on SQLite (past
+# that its driver overflows). A cursor or a path id beyond the smaller of the two is no id at all.
+MAX_ID = 2**31 - 1
 Cursor = int | str | None  # a cursor as a caller has it: an id, the query string's text, or none
 
 
