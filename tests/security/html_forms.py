@@ -35,6 +35,10 @@ class Form:
                 values.setdefault(control.name, control.value)
         return values
 
+    def names(self) -> dict[str, str | None]:
+        """Every control's name, with what an unchanged submit sends (None: nothing, an unchecked box)."""
+        return {**dict.fromkeys(c.name for c in self.fields if c.kind not in ("submit", "button")), **self.data()}
+
 
 class _Reader(HTMLParser):
     def __init__(self) -> None:
