@@ -10,6 +10,7 @@ import errors
 import extensions
 import headers
 from blueprints import admin, api, auth, console, hooks, imports, mobile
+from blueprints.forms_util import refuse_nul_characters
 from blueprints.routing import IdConverter
 from config import Config, load_secrets
 
@@ -25,6 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     extensions.init_app(app)
     for blueprint in (auth.bp, console.bp, imports.bp, admin.bp, mobile.bp, api.bp, api.snom_bp, hooks.bp):
         app.register_blueprint(blueprint)
+    app.before_request(refuse_nul_characters)
     errors.init_app(app)
     headers.init_app(app)
     cli.init_app(app)
