@@ -10,12 +10,15 @@ import errors
 import extensions
 import headers
 from blueprints import admin, api, auth, console, hooks, imports, mobile
+from blueprints.forms_util import refuse_nul_characters
+from blueprints.routing import IdConverter
 from config import Config, load_secrets
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Create and configure the application."""
     app = Flask(__name__, instance_relative_config=True)
+    app.url_map.converters["int"] = IdConverter  # before any route: every <int:id> stops at the largest id
     app.config.from_object(Config)
     if config is not None:
         app.config.from_mapping(config)
@@ -23,6 +26,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     extensions.init_app(app)
     for blueprint in (auth.bp, console.bp, imports.bp, admin.bp, mobile.bp, api.bp, api.snom_bp, hooks.bp):
         app.register_blueprint(blueprint)
+    app.before_request(refuse_nul_characters)
     errors.init_app(app)
     headers.init_app(app)
     cli.init_app(app)

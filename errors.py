@@ -2,12 +2,12 @@
 
 from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
 from werkzeug.exceptions import NotFound as HTTPNotFound
 
 import redact
 from extensions import db
-from services.errors import NotFound
+from services.errors import Invalid, NotFound
 
 
 def init_app(app: Flask) -> None:
@@ -15,6 +15,8 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_error)
     # A service's NotFound (including another group's object) is a plain 404.
     app.register_error_handler(NotFound, lambda error: handle_http_error(HTTPNotFound(error.message)))
+    # Input a rule refused and no view caught (a broken page cursor, say) is the client's error: 400, not 500.
+    app.register_error_handler(Invalid, lambda error: handle_http_error(BadRequest(error.message)))
     app.register_error_handler(Exception, handle_unexpected)
     # Whatever the app logs (a bug's traceback, the worker's failures) has its link tokens masked.
     redact.install(app.logger)

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from flask import flash
+from flask import abort, flash, request
 from flask_wtf import FlaskForm
 from wtforms import Field
 from wtforms.validators import ValidationError
@@ -30,3 +30,15 @@ def service_rule(check: Callable[[Any], Any]) -> Callable[[FlaskForm, Field], No
             raise ValidationError(exc.message) from None
 
     return validate
+
+
+def refuse_nul_characters() -> None:
+    """Answer 400 to a form or query value holding a NUL character: PostgreSQL cannot store or compare one
+    (SQLite can), so it would fail as a 500 deep inside a write. The client API checks its JSON itself;
+    the account search says so beside its search box."""
+    if request.path.startswith("/api/"):
+        return
+    values = [*request.form.values(), *(v for k, v in request.args.items(multi=True) if k != "q")]
+    if any("\x00" in value for value in values):
+        abort(400, "The form or link contains a NUL character (\\0), which no field accepts. Remove it and "
+                   "try again.")

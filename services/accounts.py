@@ -63,7 +63,7 @@ def get_visible(account_id: int, user: StaffUser) -> Account:
     return account
 
 
-def list_page(user: StaffUser, *, before: int | None = None, page_size: int = 50, **filters: Any) -> Page:
+def list_page(user: StaffUser, *, before: keyset.Cursor = None, page_size: int = 50, **filters: Any) -> Page:
     """Return newest-first accounts, one page at a time, without OFFSET (filters: see `filtered`)."""
     return Page(*keyset.newest_first(filtered(select(Account), user, **filters), Account.id,
                                      before=before, page_size=page_size))

@@ -52,7 +52,7 @@ def for_target(target: Any, limit: int = 50) -> list[AuditEvent]:
     )
 
 
-def search(*, action: str = "", actor: str = "", outcome: str = "", before: int | None = None,
+def search(*, action: str = "", actor: str = "", outcome: str = "", before: keyset.Cursor = None,
            page_size: int = 100) -> tuple[list[AuditEvent], int | None]:
     """Return one newest-first page of the audit log, filtered by action prefix, actor and outcome."""
     query = select(AuditEvent)

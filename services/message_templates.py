@@ -3,17 +3,17 @@
 import functools
 import math
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 
 from models import Channel, MessageKind, StaffUser
 from services import settings
 from services.errors import Invalid
+from services.template_sandbox import BoundedSandbox
 
 # The only values a template sees: the SIP password is not among them, so it can never be rendered.
 PLACEHOLDERS = {"link": "https://activate.example.com/m/…", "owner": "Anna Meier", "username": "48213377",
                 "group": "Acme Bank"}
-_sandbox = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+_sandbox = BoundedSandbox()  # bounded work, sizes and output: a saved template cannot stall the worker
 
 DEFAULTS: dict[MessageKind, tuple[str, str]] = {
     MessageKind.LINK: ("Your secure phone service",
@@ -45,11 +45,18 @@ def get(kind: MessageKind, channel: Channel) -> tuple[str, str]:
 
 
 def render(text: str, context: dict[str, str]) -> str:
-    """Render one template in the sandbox; an unknown placeholder or bad syntax raises Invalid."""
+    """Render one template in the bounded sandbox; bad syntax, an unknown placeholder or too much work
+    raises Invalid."""
     try:
-        return _compiled(text).render(context)
+        return _sandbox.render(_compiled(text), context)
     except TemplateError as exc:
-        raise Invalid(f"The template does not work: {exc.message or exc}.", field="body") from None
+        raise Invalid(f"The template does not work: {(exc.message or str(exc)).rstrip('.')}.", field="body") from None
+    except RecursionError:
+        raise Invalid("The template does not work: it nests or recurses too deeply.", field="body") from None
+    except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
+        # The template's own expression failed (1/0, a wrong type, a missing key): the author's mistake.
+        raise Invalid(f"The template does not work: {type(exc).__name__}: {str(exc)[:200]}.",
+                      field="body") from None
 
 
 @functools.lru_cache(maxsize=64)

@@ -58,7 +58,8 @@ def for_account(account: Account, limit: int = 50) -> list[Message]:
 
 
 def search(user: StaffUser, *, status: MessageStatus | None = None, gateway: str = "", kind: MessageKind | None = None,
-           day: date | None = None, before: int | None = None, page_size: int = 50) -> tuple[list[Message], int | None]:
+           day: date | None = None, before: keyset.Cursor = None,
+           page_size: int = 50) -> tuple[list[Message], int | None]:
     """Return one newest-first page of the messages the user may see, filtered."""
     query = select(Message).outerjoin(Account)
     query = accounts.scoped(query, user) if not user.is_admin else query
@@ -129,7 +130,9 @@ def deliver(message: Message) -> Result:
     try:
         config = _gateway_settings()
         outgoing = render(message, account, config)
-    except Exception as exc:  # a stored secret no key decrypts, a broken template: counted, then failed
+    except Invalid as exc:  # a template saved before its limits existed: fail this message, don't retry it
+        return _record(message, Result(Outcome.PERMANENT, detail=exc.message))
+    except Exception as exc:  # a stored secret no key decrypts: counted as an attempt, then failed
         return _record(message, _raised(message, exc, "The message could not be prepared"))
     db.session.commit()  # no transaction stays open during the network call
     try:

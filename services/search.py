@@ -28,6 +28,9 @@ from services.errors import Invalid
 
 MAX_LENGTH = 512
 MAX_DEPTH = 16
+# A bare term becomes up to six comparisons (five fields, a callerid with its +) in one chain of ORs; SQLite
+# refuses an expression tree deeper than 1000 ("Expression tree is too large"): 64 terms stay well below that.
+MAX_TERMS = 64
 TEXT_FIELDS = {"owner": Account.owner, "description": Account.description}
 # Whole-value fields are matched on their folded copies (indexed plain columns, already lower case).
 KEYWORD_FIELDS = {"username": Account.username_folded, "callerid": Account.callerid_folded,
@@ -64,6 +67,9 @@ def condition(query: str) -> ColumnElement[bool]:
                          "AND/OR/NOT, or put the text in quotes.") from None
     if (depth := _depth(node)) > MAX_DEPTH:
         raise QueryError(f"The search nests {depth} levels deep; at most {MAX_DEPTH} are allowed.")
+    if (terms := _terms(node)) > MAX_TERMS:
+        raise QueryError(f"The search has {terms} terms; at most {MAX_TERMS} are allowed. "
+                         "Search for fewer words, or narrow it with a field such as status: or group:.")
     return _Translator().visit(node, None)
 
 
@@ -272,6 +278,13 @@ def _depth(node: tree.Item) -> int:
     """How deeply the query nests: brackets, NOT, + and - each add a level."""
     nested = isinstance(node, tree.BaseGroup | tree.Not | tree.Prohibit | tree.Plus)
     return nested + max((_depth(child) for child in node.children), default=0)
+
+
+def _terms(node: tree.Item) -> int:
+    """How many values the query compares: words, phrases, ranges and bounds (each a term)."""
+    if isinstance(node, tree.Term | tree.Range | tree.From | tree.To):
+        return 1
+    return sum(_terms(child) for child in node.children)
 
 
 def _syntax_name(node: tree.Item) -> str:

@@ -881,11 +881,20 @@ def test_full_last_page_has_no_next_link(app, admin, make_account):
     assert _walk_pages(admin, "/accounts") == [["two", "one"]]
 
 
-@pytest.mark.parametrize("query", ["group=abc", "status=bogus", "before=xyz", "group=99999",
-                                   "before=-5", "group=1&status=activated&before=1"])
+@pytest.mark.parametrize("query", ["group=abc", "status=bogus", "group=99999",
+                                   "group=1&status=activated&before=1"])
 def test_list_answers_invalid_filters_without_error(admin, make_account, query):
     make_account()
     assert admin.get(f"/accounts?{query}").status_code == 200
+
+
+@pytest.mark.parametrize("query", ["before=xyz", "before=-5"])
+def test_list_answers_a_broken_page_cursor_with_its_message(admin, make_account, query):
+    """A cursor that is no id was ignored (xyz) or gave an empty page (-5); now it says so (400, no 500)."""
+    make_account()
+    response = admin.get(f"/accounts?{query}")
+    assert response.status_code == 400
+    assert "This page link is broken" in response.get_data(as_text=True)
 
 
 def test_list_ignores_an_invalid_status_filter(admin, make_account):

@@ -1,6 +1,8 @@
 """Forms for groups, profiles, staff users and settings."""
 
 import json
+import math
+import re
 
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -25,13 +27,46 @@ HOSTNAME = Regexp(
     message="A host name such as sip.example.com (optionally :port).")
 
 
+# Settings and profile options are small: a deeper or longer value is a mistake or an attack (Python's JSON
+# parser and serialiser recurse: 5,000 levels raise RecursionError).
+MAX_JSON_DEPTH = 16
+MAX_JSON_CHARS = 20_000
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def check_json_size(text: str) -> None:
+    """Refuse JSON text longer than MAX_JSON_CHARS or nested deeper than MAX_JSON_DEPTH, before parsing it."""
+    if len(text) > MAX_JSON_CHARS:
+        raise ValueError(f"The JSON is {len(text):,} characters long; at most {MAX_JSON_CHARS:,} are allowed.")
+    depth = deepest = 0
+    for char in _JSON_STRING.sub('""', text):  # brackets inside strings are text
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    if deepest > MAX_JSON_DEPTH:
+        raise ValueError(f"The JSON nests {deepest} levels deep; at most {MAX_JSON_DEPTH} are allowed.")
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON a database stores; write a number.")
+
+
+def _finite(text: str) -> float:
+    if not math.isfinite(value := float(text)):
+        raise ValueError(f"{text} is too large a number.")
+    return value
+
+
 class JSONField(TextAreaField):
-    """A JSON object typed in a text area."""
+    """A JSON object typed in a text area, of bounded size and depth (check_json_size)."""
 
     def process_formdata(self, valuelist):
         text = (valuelist[0] if valuelist else "").strip() or "{}"
         try:
-            self.data = json.loads(text)
+            check_json_size(text)
+            self.data = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
         except json.JSONDecodeError as exc:
             self.data = None
             raise ValueError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None

@@ -158,7 +158,7 @@ def audit_log():
     action, actor = request.args.get("action", ""), request.args.get("actor", "")
     outcome = request.args.get("outcome", "")
     events, next_before = audit.search(action=action[:64], actor=actor[:64], outcome=outcome[:32],
-                                       before=request.args.get("before", type=int))
+                                       before=request.args.get("before"))
     return render_template("admin/audit/list.html", events=events, next_before=next_before,
                            action=action, actor=actor, outcome=outcome, actions=audit.actions())
 
@@ -213,8 +213,11 @@ def template_list():
             if kind is MessageKind.PROVISIONING and channel is Channel.SMS:
                 continue  # provisioning messages travel by e-mail only
             subject, body = message_templates.get(kind, channel)
-            sample = message_templates.preview(subject, body)[1]
-            rows.append((kind, channel, body, message_templates.sms_length(sample)))
+            try:
+                length = message_templates.sms_length(message_templates.preview(subject, body)[1])
+            except ServiceError:  # saved before today's limits: the row says so, its Edit page shows why
+                length = None
+            rows.append((kind, channel, body, length))
     return render_template("admin/templates/list.html", rows=rows)
 
 
@@ -237,8 +240,11 @@ def template_edit(kind: str, channel: str):
                 return redirect(url_for(".template_list"))
         except ServiceError as exc:
             show_error(form, exc)
-    rendered = rendered or message_templates.preview(form.subject.data or "", form.body.data or "") \
-        if not form.errors else None
+    if rendered is None and not form.errors:  # a stored template that no longer renders shows why
+        try:
+            rendered = message_templates.preview(form.subject.data or "", form.body.data or "")
+        except ServiceError as exc:
+            show_error(form, exc)
     length = message_templates.sms_length(rendered[1]) if rendered else None
     return render_template("admin/templates/edit.html", form=form, kind=kind, channel=channel,
                            rendered=rendered, length=length, placeholders=message_templates.PLACEHOLDERS)

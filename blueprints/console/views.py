@@ -32,6 +32,7 @@ from extensions import login_manager
 from models import Channel, MessageKind, MessageStatus, Status, utcnow
 from services import accounts, audit, bulk, devices, exports, groups, idempotency, jobs, messaging, settings, snom
 from services.errors import ServiceError
+from services.keyset import BadCursor
 from services.search import QueryError
 
 bp = Blueprint("console", __name__)
@@ -84,7 +85,7 @@ def message_list():
         kind=MessageKind(form.kind.data) if valid and form.kind.data else None,
         gateway=(form.gateway.data or "").strip() if valid else "",
         day=form.day.data if valid else None,
-        before=request.args.get("before", type=int),
+        before=request.args.get("before"),
         page_size=current_app.config["PAGE_SIZE"],
     )
     filters = {key: value for key, value in request.args.items() if key != "before" and value}
@@ -101,10 +102,10 @@ def account_list():
     bulk_form = BulkForm(formdata=None, q=form.q.data, group=form.group.data or "", status=form.status.data,
                          registered="1" if form.registered.data else "")
     try:
-        page = accounts.list_page(current_user, before=request.args.get("before", type=int),
+        page = accounts.list_page(current_user, before=request.args.get("before"),
                                   page_size=current_app.config["PAGE_SIZE"], **_filters(form))
-    except QueryError as exc:
-        form.q.errors = [exc.message]
+    except (QueryError, BadCursor) as exc:  # the page keeps its search box, with the message under it
+        form.q.errors = [*form.q.errors, exc.message]
         return render_template("console/accounts/list.html", form=form, page=None, bulk_form=bulk_form), 400
     return render_template("console/accounts/list.html", form=form, page=page, bulk_form=bulk_form)
 
