@@ -21,7 +21,7 @@ from werkzeug.routing import AnyConverter, IntegerConverter, Rule
 from extensions import db
 from models import Account, Channel, Group, Job, Message, MessageKind, Profile, Role, StaffUser
 from security.html_forms import forms
-from services import bulk, messaging, staff
+from services import bulk, idempotency, messaging, staff
 
 STAFF_BLUEPRINTS = ("console", "imports", "admin", "auth")  # auth last: its forms may sign the client out
 SKIP = {"auth.logout"}  # takes no input, and would end the session the other routes are fuzzed in
@@ -56,7 +56,7 @@ def _samples(app, admin_id: int, make_account) -> dict[str, list[int]]:
         actor = staff.get(admin_id)
         account = db.session.get(Account, account_id)
         messaging.queue(account, MessageKind.LINK, Channel.EMAIL, actor=actor)
-        bulk.start(actor, "disable", [account_id], key="fuzz", scope={"ids": [account_id]})
+        bulk.start(actor, "disable", [account_id], key=idempotency.new_value(), scope={"ids": [account_id]})
         staff.create(username="target", password="a long enough fuzz password", role=Role.CSR, group_ids=[],
                      actor="test")
         ids = {name: list(db.session.scalars(select(model.id)))
