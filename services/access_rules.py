@@ -22,9 +22,20 @@ def is_allowed(address: str, deny: Iterable[str], permit: Iterable[str]) -> bool
     """Decide whether an address may connect: deny rules first, then permit rules win.
 
     Matched by a permit: allowed, even if a deny matched. Matched only by a deny: refused.
-    Matched by neither: allowed.
+    Matched by neither: allowed. Rules are IPv4; an IPv6 client is matched as the IPv4 address it
+    maps (::ffff:10.0.0.1 is 10.0.0.1), and a rule of every address (`0.0.0.0/0.0.0.0`) covers
+    IPv6 clients too, so "deny all, permit one" lets no IPv6 address through.
     """
     ip = ipaddress.ip_address(address)
-    if any(ip in ipaddress.ip_network(rule, strict=False) for rule in permit):
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if any(_matches(ip, rule) for rule in permit):
         return True
-    return not any(ip in ipaddress.ip_network(rule, strict=False) for rule in deny)
+    return not any(_matches(ip, rule) for rule in deny)
+
+
+def _matches(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, rule: str) -> bool:
+    network = ipaddress.ip_network(rule, strict=False)
+    if network.prefixlen == 0:  # every address, whatever its family
+        return True
+    return ip.version == network.version and ip in network

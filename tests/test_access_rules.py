@@ -82,3 +82,17 @@ def test_bad_rule_raises_a_readable_value_error_naming_the_rule(text):
     # Readable: it says what shape is expected instead of echoing ipaddress internals.
     assert "<ip address>/<netmask>" in message
     assert "does not appear to be" not in message
+
+
+@pytest.mark.parametrize("address", ["2001:db8::1", "::1", "::ffff:10.0.0.1"])
+def test_deny_all_refuses_ipv6_clients_and_mapped_ipv4_alike(address):
+    assert is_allowed(address, DENY_ALL, PERMIT_ONE) is False
+
+
+def test_a_mapped_ipv4_client_is_matched_as_its_ipv4_address():
+    assert is_allowed("::ffff:216.27.242.66", DENY_ALL, PERMIT_ONE) is True
+    assert is_allowed("::ffff:10.20.30.40", ["10.0.0.0/255.0.0.0"], []) is False
+
+
+def test_an_ipv6_client_matched_by_no_rule_of_its_family_is_allowed():
+    assert is_allowed("2001:db8::1", ["10.0.0.0/255.0.0.0"], []) is True  # neither matched: allowed

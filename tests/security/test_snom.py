@@ -359,7 +359,11 @@ def test_head_fetches_nothing_and_changes_nothing(app, phone_account):
 # --- 5. Deny/permit rules, deny first ----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("ip", "status"), [("216.27.242.66", 200), ("216.27.242.67", 403), ("10.0.0.1", 403)])
+@pytest.mark.parametrize(("ip", "status"), [
+    ("216.27.242.66", 200), ("216.27.242.67", 403), ("10.0.0.1", 403),
+    # The rules are IPv4: an IPv6 client is no way around "deny all", nor the IPv4 it maps.
+    ("2001:db8::1", 403), ("::ffff:10.0.0.1", 403), ("::ffff:216.27.242.66", 200),
+])
 def test_the_manuals_deny_all_permit_one_example_holds_at_the_secret_url(app, make_account, ip, status):
     account_id = make_account(account_type="snom", mac_address=MAC, security_model=None,
                               deny=DENY_ALL, permit=PERMIT_ONE)
