@@ -82,6 +82,7 @@ def rotate_secret(account: Account, *, actor: StaffUser | str, ip: str | None = 
     secret = secrets.token_urlsafe(SECRET_BYTES)
     replaced = account.snom_secret_hash is not None
     account.snom_secret_hash, account.snom_secret_set_at = secret_hash(secret), utcnow()
+    account.link_version += 1  # a first-boot link sent before the rotation dies with the old URL
     audit.record(actor, "snom.rotate_secret", account, ip=ip, replaced=replaced)
     db.session.commit()
     return secret
@@ -111,7 +112,20 @@ def first_boot(token: str, fetch: Fetch, *, max_age_hours: float) -> ActivationF
         _refuse(account, "not_a_snom_phone", fetch)
     if account.mac_address not in (None, phone[2]):
         _refuse(account, "other_phone", fetch)
+    _consume(account, fetch)
     return _serve(account, phone[2], fetch)
+
+
+def _consume(account: Account, fetch: Fetch) -> None:
+    """A first-boot link serves once: its fetch moves the account's link version, in the transaction that
+    serves (a refusal rolls it back), and of two racing fetches one wins."""
+    won = db.session.execute(
+        update(Account).where(Account.id == account.id, Account.link_version == account.link_version)
+        .values(link_version=Account.link_version + 1), execution_options={"synchronize_session": False}).rowcount
+    if not won:
+        db.session.rollback()
+        _count_failure(fetch)
+        raise links.LinkGone("reused")
 
 
 def _account_for(secret: str, mac: str, user_agent: str) -> Account | None:

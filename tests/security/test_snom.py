@@ -374,3 +374,23 @@ def test_the_manuals_deny_all_permit_one_example_holds_at_the_secret_url(app, ma
     assert response.status_code == status
     assert (b"<user_pass" in response.data) is (status == 200)
     assert (account_of(app, account_id).status is Status.ACTIVATED) is (status == 200)
+
+
+def test_a_first_boot_link_serves_the_settings_once(app, make_account):
+    account_id = make_account(account_type="snom", security_model=None)
+    path = f"/snom/first/{issue_link(app, account_id)}.xml"
+
+    assert fetch(app, path).status_code == 200
+    replay = fetch(app, path, ip="203.0.113.80")  # the phone's MAC is on its label: a replay carries it
+
+    assert replay.status_code == 410 and b"<user_pass" not in replay.data
+
+
+def test_rotating_the_settings_url_kills_a_first_boot_link_sent_before(app, make_account):
+    account_id = make_account(account_type="snom", security_model=None)
+    path = f"/snom/first/{issue_link(app, account_id)}.xml"
+    make_secret(app, account_id)
+
+    response = fetch(app, path)
+
+    assert response.status_code == 410 and b"<user_pass" not in response.data
