@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from extensions import db
 from models import Account, AuditEvent, Status
@@ -269,7 +269,7 @@ def test_every_settings_fetch_writes_one_audit_row(app, make_account):
     assert refused.detail["reason"] == "address_refused" and refused.detail["user_agent"] == PHONE_UA
 
 
-def test_guesses_are_counted_then_refused_with_429_and_audited_once(app, phone_account):
+def test_guesses_are_counted_then_refused_with_429_and_audited_once_while_right_urls_still_work(app, phone_account):
     app.config.update(SNOM_GUESS_LIMIT=5, SNOM_GUESS_WINDOW_SECONDS=600)
     secret = make_secret(app, phone_account)
     attacker = "203.0.113.66"
@@ -281,20 +281,10 @@ def test_guesses_are_counted_then_refused_with_429_and_audited_once(app, phone_a
     crossing = fetch(app, f"/snom/{'C' * 32}/{MAC}.xml", ip=attacker)
     assert crossing.status_code == 429 and crossing.get_json()["error"] == "throttled"
     assert crossing.headers["Retry-After"] == "600"
-    # Even the right secret gets 429 from that address now, and nothing is looked up for it.
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-    listener = lambda _c, _cur, statement, *_a: statements.append(statement)  # noqa: E731
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        right = fetch(app, f"/snom/{secret}/{MAC}.xml", ip=attacker)
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
-    assert right.status_code == 429 and b"user_pass" not in right.data
-    assert not [s for s in statements if "accounts" in s]
+    # A phone behind the same address (an office's NAT) keeps its settings: only misses are refused.
+    assert fetch(app, f"/snom/{secret}/{MAC}.xml", ip=attacker).status_code == 200
 
-    [throttled] = fetch_events(app)
+    [throttled] = fetch_events(app, "throttled")
     assert (throttled.outcome, throttled.ip, throttled.target_id) == ("throttled", attacker, None)
     assert fetch(app, f"/snom/{secret}/{MAC}.xml", ip="198.51.100.7").status_code == 200  # others still served
 
