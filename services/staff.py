@@ -264,8 +264,11 @@ def _code_failed(user: StaffUser, ip: str | None, field: str = "code") -> None:
     raise Invalid(WRONG_CODE, field=field)
 
 
-def load_session(token: str) -> StaffUser | None:
-    """Return the active user behind a session cookie, or None if it was revoked, idle too long or too old."""
+def load_session(token: str, *, activity: bool = True) -> StaffUser | None:
+    """Return the active user behind a session cookie, or None if it was revoked, idle too long or too old.
+
+    `activity=False` for a page's own background poll: it does not keep an unattended session open.
+    """
     session = db.session.scalar(
         select(StaffSession).where(
             StaffSession.token_hash == _digest(token), StaffSession.revoked_at.is_(None)
@@ -278,7 +281,7 @@ def load_session(token: str) -> StaffUser | None:
         session.revoked_at = now  # refused for good, whatever the cookie says
         db.session.commit()
         return None
-    if now - session.last_seen_at >= SEEN_EVERY:
+    if activity and now - session.last_seen_at >= SEEN_EVERY:
         session.last_seen_at = now
         db.session.commit()
     session.user.session_id = token

@@ -15,12 +15,14 @@ from services.errors import ServiceError
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 PENDING_SECONDS = 300  # between the right password and the code
+POLL_HEADER = "X-Provisio-Poll"
 
 
 @login_manager.user_loader
 def load_user(session_token: str):
     """Find the staff user of a server-side session, or nobody if it was revoked."""
-    user = staff.load_session(session_token)
+    # The account page's status poll (static/js/app.js) is no sign of a person at the screen.
+    user = staff.load_session(session_token, activity=request.headers.get(POLL_HEADER) != "1")
     if user is not None:
         user.request_ip = request.remote_addr  # every audit row of this request names the client
     return user

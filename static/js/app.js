@@ -40,8 +40,13 @@
     var url = block.getAttribute("data-refresh");
     setInterval(function () {
       if (document.hidden) return;
-      fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-        .then(function (response) { return response.ok ? response.text() : null; })
+      // A background poll: it does not count as activity, so the server's idle limit still ends an
+      // unattended session; once it has, the page reloads onto the sign-in form.
+      fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Provisio-Poll": "1" } })
+        .then(function (response) {
+          if (response.redirected) { window.location.reload(); return null; }
+          return response.ok ? response.text() : null;
+        })
         .then(function (html) {
           if (!html) return;
           var holder = document.createElement("div");

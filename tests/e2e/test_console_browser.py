@@ -97,3 +97,18 @@ def test_replacing_the_authenticator_asks_for_the_password_and_the_old_apps_code
     assert page.errors == []
     with app.app_context():
         assert vault.decrypt(db.session.get(StaffUser, admin_id).totp_secret_encrypted) == new
+
+
+def test_the_account_pages_status_poll_says_it_is_a_poll(live_server, page, admin_id, make_account):
+    account_id = make_account()
+    page.clock.install()
+    sign_in(page, live_server, "alice")
+    polls = []
+    page.on("request", lambda request: "/status" in request.url and polls.append(request.headers))
+    page.goto(f"{live_server}/accounts/{account_id}")
+
+    page.clock.run_for(10_500)  # the page polls every 10 s
+    page.wait_for_timeout(300)
+
+    assert polls and polls[0].get("x-provisio-poll") == "1"  # the server does not count it as activity
+    assert page.errors == []

@@ -224,6 +224,28 @@ def test_a_session_in_use_stays_open_and_is_marked_seen_at_most_once_a_minute(ap
         assert db.session.scalar(select(StaffSession.last_seen_at)) == seen  # no write per request
 
 
+def test_an_account_pages_status_poll_does_not_keep_an_unattended_session_open(app, admin, make_account):
+    account_id = make_account()
+    poll = {"X-Provisio-Poll": "1"}  # what static/js/app.js sends every 10 s
+    move_session(app, last_seen_at=utcnow() - timedelta(minutes=25))
+    assert admin.get(f"/accounts/{account_id}/status", headers=poll).status_code == 200
+
+    app.config["SESSION_IDLE_MINUTES"] = 24  # the last person's request was 25 minutes ago, polls since
+
+    assert is_sign_in_redirect(admin.get(f"/accounts/{account_id}/status", headers=poll))
+
+
+def test_a_status_poll_leaves_the_sessions_last_activity_as_it_was(app, admin, make_account):
+    account_id = make_account()
+    before = utcnow() - timedelta(minutes=20)
+    move_session(app, last_seen_at=before)
+
+    admin.get(f"/accounts/{account_id}/status", headers={"X-Provisio-Poll": "1"})
+
+    with app.app_context():
+        assert db.session.scalar(select(StaffSession.last_seen_at)) == before
+
+
 def test_sessions_past_the_absolute_limit_are_deleted_at_the_next_sign_in(app, admin_id, csr_id):
     sign_in(app, "carl")
     move_session(app, created_at=utcnow() - timedelta(hours=13))
