@@ -5,6 +5,7 @@ import binascii
 import json
 import os
 import secrets
+import zlib
 from datetime import timedelta
 
 import click
@@ -19,6 +20,9 @@ ENVIRONMENTS = ("production", "development", "testing")
 # words a placeholder or a hand-made key is made of. Random keys (the commands below) pass it always.
 MIN_KEY_BYTES = 32
 MIN_DISTINCT = 8
+# A repeated pattern ("abcdefgh" four times) compresses to little: random keys of 32 characters or
+# more, hex included, never compress below this many bytes.
+MIN_COMPRESSED_BYTES = 30
 PLACEHOLDER_WORDS = ("change", "replace", "example", "placeholder", "secret", "password", "default",
                      "insecure", "generate", "python", "provisio")
 GENERATE_SECRET_KEY = """python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"""
@@ -138,7 +142,7 @@ class ConfigError(click.ClickException, RuntimeError):
 
 
 def load_secrets(app) -> None:
-    """Check the configuration and fill missing secrets from instance/secrets.json (created outside production)."""
+    """Check the configuration and fill missing secrets from instance/secrets.json (created in development)."""
     environment = app.config["PROVISIO_ENV"]
     if environment not in ENVIRONMENTS:
         raise ConfigError(
@@ -149,14 +153,15 @@ def load_secrets(app) -> None:
     if production and app.debug:
         raise ConfigError("Refusing to start in production with DEBUG on.")
     if _missing_secrets(app):
-        _read_instance_secrets(app, create=not production)
+        _read_instance_secrets(app, create=environment == "development")
     if missing := _missing_secrets(app):
         raise ConfigError(
             f"Refusing to start without {', '.join(missing)}: set SECRET_KEY and "
             "PROVISIO_ENCRYPTION_KEYS in the environment (see docs/operations.md)."
         )
-    # The suite runs on fixed, short keys; every other environment may hold real accounts.
-    strict = environment != "testing"
+    # The suite's apps (TESTING, from the config mapping) run on fixed, short keys; any other app may
+    # hold real accounts, whatever PROVISIO_ENV says.
+    strict = not app.config.get("TESTING")
     _check_secret_keys(app, strict=strict)
     _check_encryption_keys(app.config["ENCRYPTION_KEYS"], strict=strict)
     _check_app_handoff(app)
@@ -206,6 +211,8 @@ def key_problem(key: str | bytes) -> str | None:
         return f"is too short ({len(raw)} {unit}; at least {MIN_KEY_BYTES} random bytes needed)"
     if len(set(raw)) < MIN_DISTINCT:
         return f"has fewer than {MIN_DISTINCT} different characters; it is not random"
+    if len(zlib.compress(raw, 9)) < MIN_COMPRESSED_BYTES:
+        return "repeats a pattern; it is not random"
     folded = raw.decode(errors="replace").lower()
     if word := next((word for word in PLACEHOLDER_WORDS if word in folded), None):
         return f'looks like a placeholder (it contains "{word}"), not a random key'

@@ -39,6 +39,8 @@ WEAK_KEYS = {
     "a word and digits": "mysecretkeyforprovisio2026production",
     "one character repeated": "x" * 64,
     "two characters repeated": "ab" * 32,
+    "eight letters, four times": "abcdefgh" * 4,
+    "the ten digits, four times": "0123456789" * 4,
 }
 
 
@@ -74,7 +76,7 @@ def restart(app, database_url, monkeypatch, empty_instance):
         spec.loader.exec_module(module)
         monkeypatch.setattr("app.Config", module.Config)
         kept = {key: value for key, value in make_config(database_url).items()
-                if key not in ("PROVISIO_ENV", "SECRET_KEY", "ENCRYPTION_KEYS")}
+                if key not in ("PROVISIO_ENV", "SECRET_KEY", "ENCRYPTION_KEYS", "TESTING")}
         started.append(create_app(kept))
         return started[-1]
 
@@ -151,6 +153,23 @@ def test_a_flask_command_refuses_a_weak_key_with_the_message_alone(tmp_path):
     assert "Error: Refusing to start: SECRET_KEY is too short (1 byte;" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "provisio.db").exists()  # nothing was migrated or created
+
+
+def test_testing_set_in_the_environment_does_not_lift_the_key_rule(tmp_path):
+    # Only the suite's own apps (TESTING=True, from its config mapping) run on weak keys.
+    result = flask_command(tmp_path, "setup", PROVISIO_ENV="testing", SECRET_KEY="x", PROVISIO_ENCRYPTION_KEYS=KEY)
+
+    assert result.returncode == 1
+    assert "Error: Refusing to start: SECRET_KEY is too short (1 byte;" in result.stderr
+    assert not (tmp_path / "provisio.db").exists()
+
+
+def test_testing_writes_no_instance_secrets(empty_instance):
+    with pytest.raises(RuntimeError, match="Refusing to start without SECRET_KEY, ENCRYPTION_KEYS"):
+        create_app({"PROVISIO_ENV": "testing", "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                    "SECRET_KEY": None, "ENCRYPTION_KEYS": []})
+
+    assert list(empty_instance.iterdir()) == []  # generated secrets are for development only
 
 
 # 2. PROVISIO_ENV
