@@ -99,6 +99,7 @@ def change_password(user: StaffUser, *, current: str, new: str, ip: str | None) 
     _revoke_sessions(user, keep=user.session_id)
     audit.record(user, "staff.password_change", user, ip=ip)
     db.session.commit()
+    throttle.reset(_throttle_key(user.username))  # a right password ends the count, as a sign-in does
 
 
 def reset_password(user: StaffUser, *, new: str, actor: StaffUser) -> None:

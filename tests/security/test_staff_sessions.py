@@ -394,3 +394,16 @@ def test_wrong_codes_count_on_the_same_key_as_wrong_passwords(app, admin_id):
 
     assert "Too many failed sign-ins" in page_text(response)
     assert is_sign_in_redirect(browser.get("/"))
+
+
+def test_changing_ones_password_does_not_use_up_ones_sign_in_attempts(app, csr_id):
+    app.config["LOGIN_MAX_FAILURES"] = 3
+    browser, password = Client(app), PASSWORD
+    browser.login("carl")
+    for n in range(4):  # more changes than the limit of attempts, each with the right password
+        new = f"a new long passphrase number {n}"
+        response = browser.post("/auth/password", {"current": password, "password": new, "repeat": new})
+        assert response.status_code == 302, n
+        password = new
+
+    assert Client(app).login("carl", password).headers["Location"].endswith("/")
