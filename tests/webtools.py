@@ -2,6 +2,8 @@
 
 import html
 import re
+import socket
+import time
 
 from conftest import PASSWORD, Client
 
@@ -85,3 +87,17 @@ def issue_link(app, account_id: int, kind: str = "link") -> str:
         channel = Channel.EMAIL if account.email else Channel.SMS
         message = messaging.queue(account, MessageKind(kind), channel, actor=actor)
         return links.token_of(message)
+
+
+def wait_for_port(port: int, process, what: str) -> None:
+    """Wait until a server this test started (a subprocess.Popen) listens on 127.0.0.1:port, or fail saying why."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start")

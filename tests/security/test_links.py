@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,13 +18,14 @@ import requests
 from conftest import make_config
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select, update
-from webtools import run_worker
+from webtools import run_worker, wait_for_port
 from werkzeug.http import parse_options_header
 
 from app import create_app
 from extensions import db
 from models import Account, AuditEvent, Device, Message, Status
 from services import accounts, links
+from tests.mail import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LINK = re.compile(r"https://activate\.example\.test/m/([A-Za-z0-9_.\-]+)")
@@ -161,12 +161,6 @@ def test_a_retired_key_keeps_links_and_their_forms_working_until_it_is_removed(
 
 # -- the download, through the server that refused it ----------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def gunicorn(app, database_url):
     """The test app under a real gunicorn (one sync worker) on a free loopback port, stopped by its PID."""
@@ -176,14 +170,7 @@ def gunicorn(app, database_url):
         [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync", "--log-level", "warning",
          "--bind", f"127.0.0.1:{port}", spec], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert process.poll() is None, process.stdout.read().decode()
-                time.sleep(0.1)
+        wait_for_port(port, process, "gunicorn")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

@@ -19,7 +19,7 @@ import pytest
 from conftest import make_config
 from cryptography.fernet import Fernet
 from sqlalchemy import select, update
-from webtools import page_text, run_worker, sign_in
+from webtools import page_text, run_worker, sign_in, wait_for_port
 
 from app import create_app
 from extensions import db
@@ -31,19 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # Shaped like the real thing, and unique, so a hit in a log cannot be a coincidence.
 TOKEN = "eyJsaW5rIjoxfQ." + secrets.token_urlsafe(24)
 RECEIPT_SECRET = secrets.token_hex(16)
-
-
-def wait_for_port(port: int, process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not start")
 
 
 def stop(process: subprocess.Popen) -> None:
