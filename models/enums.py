@@ -100,6 +100,10 @@ class MessageKind(enum.StrEnum):
     def sent_status(self) -> "Status":
         return Status.ACTIVATION_SENT if self is MessageKind.ACTIVATION else Status.INSTALLATION_SENT
 
+    def channel_for(self, requested: Channel) -> Channel:
+        """The channel a message of this kind travels by: a provisioning message is always an e-mail."""
+        return Channel.EMAIL if self is MessageKind.PROVISIONING else requested
+
 
 class MessageStatus(enum.StrEnum):
     """Where a message stands in the outbox."""

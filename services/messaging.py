@@ -23,6 +23,7 @@ def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: Staff
     the one-time value of the form that asked (a double click sends once); a job passes its id instead
     (a resumed job sends once per account). A bulk send passes `audited=False`: its one audit row names
     the whole batch."""
+    channel = kind.channel_for(channel)
     key = idempotency.for_message(kind, channel, account_id=account.id, actor=actor, value=idempotency_key,
                                   job_id=job_id)
     if key and (existing := _by_key(key, account)) is not None:

@@ -324,3 +324,20 @@ def test_resend_forms_on_the_account_and_messages_pages_queue_a_new_message(app,
         assert csr.post(action, {"idempotency_key": key}).status_code == 302
 
     assert len(messages(app, account_id)) == 3
+
+
+def test_a_provisioning_message_goes_by_email_whatever_channel_its_caller_asks(app, admin_id, make_account):
+    account_id = make_account()
+    with app.app_context():
+        account = db.session.get(Account, account_id)
+        message = messaging.queue(account, MessageKind.PROVISIONING, Channel.SMS, actor=staff.get(admin_id))
+        assert (message.channel, message.recipient) == (Channel.EMAIL, account.email)
+
+
+def test_a_csrs_provisioning_message_goes_by_email_with_the_sms_button_ticked(app, csr, make_account):
+    account_id = make_account()
+    response = csr.post(f"/accounts/{account_id}/send", {"kind": "provisioning", "channel": "sms",
+                                                         "idempotency_key": uuid.uuid4().hex})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalars(select(Message.channel)).all() == [Channel.EMAIL]

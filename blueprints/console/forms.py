@@ -127,10 +127,6 @@ class SendForm(FlaskForm):
     channel = RadioField("Send by", choices=CHANNELS, default=Channel.SMS.value)
     idempotency_key = HiddenField()  # its shape is checked where it is used: services.idempotency
 
-    def channel_value(self) -> Channel:
-        """Provisioning messages always travel by e-mail."""
-        return Channel.EMAIL if self.kind.data == MessageKind.PROVISIONING.value else Channel(self.channel.data)
-
 
 class BulkForm(FlaskForm):
     """A bulk action over the ticked accounts or the whole search; posted twice: review, then confirm."""

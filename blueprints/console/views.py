@@ -204,7 +204,7 @@ def account_send(account_id: int):
     account = accounts.get_visible(account_id, current_user)
     form = SendForm()
     if form.validate_on_submit():
-        _queue(account, MessageKind(form.kind.data), form.channel_value(), key=form.idempotency_key.data or "")
+        _queue(account, MessageKind(form.kind.data), Channel(form.channel.data), key=form.idempotency_key.data or "")
     else:
         flash("Choose a message and a channel.", "error")
     return redirect(url_for(".account_detail", account_id=account.id))
