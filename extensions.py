@@ -81,6 +81,8 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+# Unconfigured on purpose: the SMTP gateway builds its own state from the console's settings, but
+# Flask-Mail's Message reads app.extensions["mail"] when it is built and sent.
 mail = Mail()
 vault = Vault()
 

@@ -111,11 +111,6 @@ def reset_password(user: StaffUser, *, new: str, actor: StaffUser) -> None:
     db.session.commit()
 
 
-def authenticate(username: str, password: str, *, ip: str | None, user_agent: str | None) -> StaffUser:
-    """Check credentials and open a server-side session (for users who sign in without a code)."""
-    return open_session(check_password(username, password, ip=ip), ip=ip, user_agent=user_agent)
-
-
 def check_password(username: str, password: str, *, ip: str | None) -> StaffUser:
     """The first step of signing in: the same answer for every failure, failures counted for throttling."""
     username = username.strip()

@@ -97,7 +97,7 @@ config, password = json.loads(sys.argv[1]), sys.argv[2]
 app = create_app(config)
 with app.app_context():
     try:
-        staff.authenticate("alice", password, ip=None, user_agent=None)
+        staff.open_session(staff.check_password("alice", password, ip=None), ip=None, user_agent=None)
     except ServiceError as exc:
         print(exc.message)
     else:

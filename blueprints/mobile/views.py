@@ -1,4 +1,5 @@
-"""The secure link page, Install and Activate. GET never changes anything."""
+"""The secure link page, Install and Activate. The page's GET changes nothing; the app's own fetch of its
+activation file (a GET with X-Provisio-Client, which no scanner or preview sends) consumes the link."""
 
 import functools
 import re
