@@ -11,12 +11,14 @@ from gateways.base import Outcome, Result
 TIMEOUT_SECONDS = 20.0
 # E.164: a plus, a country code that never starts with 0, at most 15 digits in all.
 _INTERNATIONAL = re.compile(r"\+[1-9]\d{6,14}")
-# GSM 03.38: the basic set and its extension table; any other character makes an SMS Unicode (70 per part).
-GSM7 = frozenset(
+# GSM 03.38: the basic set costs one septet, the extension table two; any other character makes an SMS
+# Unicode (UCS-2, 70 per part). The one home of the alphabet: the templates page counts with it too.
+GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-    "^{}\\[~]|€\f"
 )
+GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
+GSM7 = GSM7_BASIC | GSM7_EXTENDED
 
 
 class ProviderError(Exception):

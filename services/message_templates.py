@@ -5,6 +5,7 @@ import math
 
 from jinja2 import TemplateError
 
+from gateways.sms_http import GSM7_EXTENDED, is_gsm7
 from models import Channel, MessageKind, StaffUser
 from services import settings
 from services.errors import Invalid
@@ -28,10 +29,6 @@ DEFAULTS: dict[MessageKind, tuple[str, str]] = {
                                "app:\n\n{{ link }}\n\nThe link works once and expires; ask your operator "
                                "for a new one if needed."),
 }
-# GSM 03.38: the basic set costs one septet, the extension set two; anything else needs UCS-2.
-GSM_BASIC = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
-GSM_EXTENDED = set("^{}\\[~]|€\f")
 
 
 def key(kind: MessageKind, channel: Channel) -> str:
@@ -72,8 +69,8 @@ def preview(subject: str, body: str) -> tuple[str, str]:
 
 def sms_length(text: str) -> tuple[int, int, str]:
     """Return (characters, segments, encoding) the way SMS networks count them."""
-    if all(char in GSM_BASIC or char in GSM_EXTENDED for char in text):
-        septets = sum(2 if char in GSM_EXTENDED else 1 for char in text)
+    if is_gsm7(text):
+        septets = sum(2 if char in GSM7_EXTENDED else 1 for char in text)
         return septets, 1 if septets <= 160 else math.ceil(septets / 153), "GSM-7"
     units = len(text.encode("utf-16-le")) // 2
     return units, 1 if units <= 70 else math.ceil(units / 67), "UCS-2"
