@@ -12,10 +12,9 @@ from sqlalchemy.orm import selectinload
 from extensions import db
 from models import Account, RuleKind, StaffUser
 from services import accounts, audit
-from services.imports import COLUMN_NAMES
+from services.imports import COLUMN_NAMES, FORMULA_STARTS
 
 CHUNK = 1000
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def start(user: StaffUser, **filters: Any) -> Iterator[str]:

@@ -52,7 +52,10 @@ MAX_REPORTED_ERRORS = 5_000
 CHUNK = 500  # values per IN (...) query: within every database's parameter limit
 PROGRESS_EVERY = 1_000
 SEND_PROGRESS_EVERY = 100
-FORMULA_STARTS = ("=", "+", "-", "@")
+# What a spreadsheet runs as a formula (OWASP CSV injection): the import refuses such cells (they are
+# stripped first, so tab and CR never start one), the export and the error report prefix them with an
+# apostrophe, which the import takes off again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NUMBER_COLUMNS = {"callerid", "secondary_callerid"}
 
 # The job's phase is also its state machine: which step the worker runs next.

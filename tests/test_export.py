@@ -97,6 +97,7 @@ def test_an_export_goes_back_in_through_the_import_as_it_came_out(app, csr, make
     make_account(username="round002", account_type="snom", mac_address="000413922D25", security_model=None,
                  obfuscation=False, obfuscation_key="", deny=["0.0.0.0/0.0.0.0"], permit=["10.0.0.0/255.0.0.0"],
                  callerid="+41791110005")
+    make_account(username="round003", description="\tTabbed note", callerid="+41791110006")  # OWASP's tab too
     downloaded = export(csr)
     exported = rows_of(downloaded)
     with app.app_context():
@@ -110,8 +111,9 @@ def test_an_export_goes_back_in_through_the_import_as_it_came_out(app, csr, make
     confirm(csr, job_id)
     work(app)
 
-    assert account_count(app) == 2
+    assert account_count(app) == 3
     assert rows_of(export(csr)) == exported
     with app.app_context():  # the apostrophes were the export's marks, not part of the values
         stored = db.session.scalar(select(Account).where(Account.username == "round001"))
         assert (stored.owner, stored.description) == ("-2+3 Person", "=1+1 \"quoted\"")
+        assert db.session.scalar(select(Account.description).where(Account.username == "round003")) == "\tTabbed note"
