@@ -4,7 +4,6 @@ activation file (a GET with X-Provisio-Client, which no scanner or preview sends
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass
 from urllib.parse import quote
 
 import segno
@@ -15,6 +14,7 @@ from werkzeug.http import dump_options_header
 from extensions import csrf
 from models import Platform
 from services import activation, links, settings
+from services import landing as landing_page
 from services.errors import Throttled
 from services.platforms import platform_of
 
@@ -24,26 +24,10 @@ csrf.exempt(bp)
 
 ACTIVATION_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff",
                       "Referrer-Policy": "no-referrer"}
-OFFERED = tuple(p for p in Platform if p is not Platform.OTHER)
 # What every HTTP server sends as is (gunicorn refuses more than latin-1; we send ASCII only).
 SENDABLE = re.compile(r"[\t\x20-\x7e]*")
 # The ASCII fallback name keeps the characters every agent saves safely (RFC 6266, appendix D).
 UNSAFE_IN_FALLBACK = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-@dataclass(frozen=True)
-class LandingPage:
-    """Everything the landing page shows: equal pages render once per process (render_landing)."""
-
-    token: str
-    form_token: str
-    url: str
-    app_link: str
-    platform: Platform
-    owner: str
-    security_model: str | None
-    install_first: bool
-    installs: tuple[tuple[Platform, bool], ...]
 
 
 @bp.before_request
@@ -80,20 +64,11 @@ def throttled(error: Throttled):
 @bp.route("/<token>")
 def landing(token: str):
     """Show the platform's Install button, the Activate button and, on a desktop, a QR code."""
-    config = settings.get_all()
-    link = links.glance(token, max_age_hours=config["link_max_age_hours"])
-    url = links.url_for_token(config["public_base_url"], token)
-    return render_landing(LandingPage(
-        token=token, form_token=links.form_token(token), url=url,
-        app_link=f"{config['app_uri_scheme']}://activate?u={quote(url + '/activation', safe='')}",
-        platform=platform_of(request.user_agent.string), owner=link.owner, security_model=link.security_model,
-        install_first=link.hint != "activation" and link.status.rank < 2,
-        installs=tuple((p, bool(activation.download_url(config, p, link.security_model))) for p in OFFERED),
-    ))
+    return render_landing(landing_page.page(token, platform_of(request.user_agent.string)))
 
 
 @functools.lru_cache(maxsize=1024)
-def render_landing(page: LandingPage) -> str:
+def render_landing(page: landing_page.LandingPage) -> str:
     """Render a landing page; the cache key is all the page shows, so a change renders anew."""
     qr = segno.make(page.url, error="m").svg_inline(scale=5, dark="#1c2430") if page.platform.is_desktop else None
     return render_template("mobile/landing.html", page=page, installs=dict(page.installs), qr=qr)
