@@ -40,6 +40,7 @@ from models import (
     Status,
     StatusEvent,
 )
+from models.account import FOLDED_FIELDS, fold
 from services import accounts, audit, groups, jobs, messaging, staff
 from services.access_rules import normalise_rule
 from services.errors import Conflict, Forbidden, Invalid, ServiceError
@@ -514,6 +515,8 @@ def _insert(records: list[dict[str, Any]], actor: StaffUser) -> list[int]:
         "licence_expires_on": date.fromisoformat(record["licence_expires_on"]) if record["licence_expires_on"]
         else None,
     } for record in records]
+    for row in rows:  # the search's folded copies, given here rather than by a column default per row
+        row.update({f"{field}_folded": fold(row[field]) for field in FOLDED_FIELDS})
     # Ids come back paired with the unique username: asking for them in row order would make SQLite
     # insert one row per statement.
     table = Account.__table__
