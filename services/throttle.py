@@ -5,7 +5,7 @@ import ipaddress
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, select
+from sqlalchemy import case, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
@@ -55,13 +55,6 @@ def client_key(purpose: str, ip: str | None) -> str:
     if address.version == 6:
         return f"{purpose}:{ipaddress.ip_network(f'{address}/64', strict=False)}"
     return f"{purpose}:{address}"
-
-
-def peek(key: str, *, window_seconds: int, now: datetime | None = None) -> int:
-    """Return how many hits `key` has in its current window without counting one (0 once it ended)."""
-    now = now or utcnow()
-    return db.session.scalar(select(RateCounter.count).where(
-        RateCounter.key == key[:160], RateCounter.window_start > now - timedelta(seconds=window_seconds))) or 0
 
 
 def reset(key: str) -> None:
