@@ -1,5 +1,9 @@
 """Security headers on every response, and the client address behind a reverse proxy."""
 
+import functools
+import re
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, request, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -7,6 +11,35 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# A host as a CSP source may write it: a name, an IPv4 or an IPv6 address (nothing that could end the
+# directive, such as ; or a space).
+CSP_HOST = re.compile(r"[a-z0-9.-]+|[0-9a-f:.]+")
+
+
+@functools.lru_cache(maxsize=256)
+def csp_with_form_targets(urls: tuple[str, ...]) -> str:
+    """The policy, letting forms also reach the origins of `urls` (http and https ones).
+
+    `form-action` governs where a form submission may go and where its redirects may lead, in every
+    browser: a form whose answer redirects to another origin (Install's 303 to an app store) needs that
+    origin here.
+    """
+    origins = sorted({origin for url in urls if (origin := _origin(url))})
+    return CSP.replace("form-action 'self'", " ".join(["form-action 'self'", *origins]))
+
+
+def _origin(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if parts.scheme.lower() not in ("http", "https") or not CSP_HOST.fullmatch(host):
+        return None
+    if ":" in host:
+        host = f"[{host}]"  # urlsplit drops an IPv6 host's brackets
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port else "")
 
 
 def init_app(app: Flask) -> None:

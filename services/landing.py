@@ -22,6 +22,7 @@ class LandingPage:
     security_model: str | None
     install_first: bool
     installs: tuple[tuple[Platform, bool], ...]
+    stores: tuple[str, ...]  # where the Install forms lead: the page's policy must let forms reach them
 
 
 def page(token: str, platform: Platform) -> LandingPage:
@@ -29,11 +30,13 @@ def page(token: str, platform: Platform) -> LandingPage:
     config = settings.get_all()
     link = links.glance(token, max_age_hours=config["link_max_age_hours"])
     url = links.url_for_token(config["public_base_url"], token)
+    downloads = {p: activation.download_url(config, p, link.security_model) for p in OFFERED}
     return LandingPage(
         token=token, form_token=links.form_token(token), url=url,
         app_link=f"{config['app_uri_scheme']}://activate?u={quote(url + '/activation', safe='')}",
         platform=platform, owner=link.owner, security_model=link.security_model,
         # Install comes first until the user tapped it, unless the message was the activation one.
         install_first=link.hint != MessageKind.ACTIVATION and link.status.rank < Status.INSTALLED.rank,
-        installs=tuple((p, bool(activation.download_url(config, p, link.security_model))) for p in OFFERED),
+        installs=tuple((p, bool(url)) for p, url in downloads.items()),
+        stores=tuple(sorted({url for url in downloads.values() if url})),
     )

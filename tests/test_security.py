@@ -13,6 +13,7 @@ from sqlalchemy import event, select
 from webtools import page_text
 from werkzeug.routing import AnyConverter
 
+import headers
 from app import create_app
 from extensions import db
 from models import Account, Channel, MessageKind, Profile
@@ -325,3 +326,22 @@ def test_development_creates_an_owner_only_secrets_file(empty_instance):
     again = create_app({"PROVISIO_ENV": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://",
                         "SECRET_KEY": None, "ENCRYPTION_KEYS": []})
     assert again.config["SECRET_KEY"] == stored["SECRET_KEY"]
+
+
+@pytest.mark.parametrize(("url", "added"), [
+    ("https://apps.apple.com/app/id123?x=1", "https://apps.apple.com"),
+    ("http://127.0.0.1:8081/store", "http://127.0.0.1:8081"),
+    ("https://[2001:db8::1]:8443/a", "https://[2001:db8::1]:8443"),
+    ("HTTPS://Play.Google.COM/store", "https://play.google.com"),
+    ("https://evil.test;script-src *", None),  # would end the directive and open scripts
+    ("https://evil.test 'unsafe-inline'/", None),
+    ("javascript://x/%0aalert(1)", None),
+    ("https://x.test:99999/", None),
+])
+def test_the_landing_policy_lets_forms_reach_a_store_and_nothing_an_address_could_smuggle_in(url, added):
+    policy = headers.csp_with_form_targets((url,))
+
+    directives = dict(part.strip().split(None, 1) for part in policy.split(";"))
+    assert directives["form-action"] == " ".join(filter(None, ["'self'", added]))
+    assert directives["script-src"] == "'self'"
+    assert policy.count(";") == headers.CSP.count(";")

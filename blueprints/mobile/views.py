@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, render_temp
 from flask_wtf.csrf import CSRFError
 from werkzeug.http import dump_options_header
 
+import headers
 from extensions import csrf
 from models import Platform
 from services import activation, links, settings
@@ -64,7 +65,9 @@ def throttled(error: Throttled):
 @bp.route("/<token>")
 def landing(token: str):
     """Show the platform's Install button, the Activate button and, on a desktop, a QR code."""
-    return render_landing(landing_page.page(token, platform_of(request.user_agent.string)))
+    page = landing_page.page(token, platform_of(request.user_agent.string))
+    # Install answers with a redirect to the store, another origin: the policy names the stores.
+    return render_landing(page), {"Content-Security-Policy": headers.csp_with_form_targets(page.stores)}
 
 
 @functools.lru_cache(maxsize=1024)
