@@ -35,8 +35,12 @@ def handle_http_error(error: HTTPException):
     if request.path.startswith("/api/"):
         code = title.lower().replace(" ", "_")
         return jsonify(error=code, message=description), error.code
-    return render_template("errors/error.html", code=error.code, title=title,
-                           description=description), error.code
+    return render_template(error_template(), code=error.code, title=title, description=description), error.code
+
+
+def error_template() -> str:
+    """The end user's pages (under /m/) get an error page of their own kind, with nothing of the console."""
+    return "mobile/error.html" if request.path.startswith("/m/") else "errors/error.html"
 
 
 def handle_unexpected(error: Exception):

@@ -78,7 +78,13 @@ class Platform(enum.StrEnum):
 
     @property
     def is_desktop(self) -> bool:
-        return self in (Platform.WINDOWS, Platform.MACOS, Platform.LINUX, Platform.OTHER)
+        """Not a phone or a tablet as far as we can tell: the page offers a QR code to continue on one."""
+        return self.is_computer or self is Platform.OTHER
+
+    @property
+    def is_computer(self) -> bool:
+        """A computer's browser, where the app rarely lives: Activate asks the person to confirm first."""
+        return self in (Platform.WINDOWS, Platform.MACOS, Platform.LINUX)
 
 
 class Channel(enum.StrEnum):

@@ -922,3 +922,12 @@ def test_status_fragment_shows_the_status_label(app, csr, make_account):
 def test_status_fragment_says_a_wizard_account_is_disabled_until_activation(csr, make_account):
     account_id = make_account(wizard=True)
     assert "Disabled until activation" in csr.get(f"/accounts/{account_id}/status").get_data(as_text=True)
+
+
+def test_revoking_one_key_says_one_key(app, csr, make_account):
+    account_id = make_account()
+    with app.app_context():
+        db.session.add(PublicKey(account_id=account_id, key_pem="pem", fingerprint="fp"))
+        db.session.commit()
+    response = csr.post(f"/accounts/{account_id}/revoke-keys", follow_redirects=True)
+    assert "1 key of user0001 revoked" in response.get_data(as_text=True)

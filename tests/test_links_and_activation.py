@@ -615,3 +615,61 @@ def test_snom_account_activation_returns_snom_xml_settings(app, mail_settings, m
         assert phone_settings.findtext("user_pass") == accounts.sip_password(account)
         assert phone_settings.findtext("user_host") == "sip.example.net"
         assert account.status is Status.ACTIVATED
+
+
+# -- what the page says, and asks, around Activate --------------------------------------------------
+
+@pytest.mark.parametrize(("user_agent", "article"), [(IPHONE, "an iPhone"), (ANDROID, "an Android"),
+                                                     (WINDOWS, "a Windows PC"), (MAC, "a Mac")])
+def test_the_page_names_the_device_with_the_right_article(app, mail_settings, make_account, user_agent, article):
+    html = open_page(app.test_client(), fresh_token(app, make_account(wizard=True)), user_agent)
+    assert f"This looks like {article.split()[0]} <strong>{article.split()[1]}" in html
+
+
+@pytest.mark.parametrize("user_agent", [WINDOWS, LINUX, MAC])
+def test_activate_on_a_computer_needs_the_persons_confirmation_and_uses_nothing_without_it(
+        app, mail_settings, make_account, user_agent):
+    account_id = make_account(wizard=True)
+    token = fresh_token(app, account_id)
+    phone = app.test_client()
+    html = open_page(phone, token, user_agent)
+    assert 'name="confirm" value="yes" required' in html
+    form = {"csrf_token": CSRF.search(html).group(1), "platform": DETECTED.search(html).group(1)}
+
+    refused = phone.post(f"/m/{token}/activate", data=form, headers={"User-Agent": user_agent})
+    assert refused.status_code == 400
+    assert "The app is installed on this computer" in page_text(refused)
+    with app.app_context():
+        assert db.session.get(Account, account_id).status is not Status.ACTIVATED
+
+    confirmed = phone.post(f"/m/{token}/activate", data={**form, "confirm": "yes"},
+                           headers={"User-Agent": user_agent})
+    assert confirmed.status_code == 200 and confirmed.mimetype == "application/x-provisio-activation"
+    with app.app_context():
+        assert db.session.get(Account, account_id).status is Status.ACTIVATED
+
+
+def test_a_phone_activates_without_the_computers_question(app, mail_settings, make_account):
+    token = fresh_token(app, make_account(wizard=True))
+    phone = app.test_client()
+    html = open_page(phone, token, IPHONE)
+    assert 'name="confirm"' not in html
+    response = phone.post(f"/m/{token}/activate", data={"csrf_token": CSRF.search(html).group(1), "platform": "ios"},
+                          headers={"User-Agent": IPHONE})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path", "code"), [
+    ("GET", "/m/{token}/install", 405), ("GET", "/m/{token}/activation", 400), ("GET", "/m/{token}/nope", 404),
+    ("POST", "/m/{token}/activate", 400), ("GET", "/m/not-a-token", 410)])
+def test_end_user_error_pages_show_nothing_of_the_staff_console(app, mail_settings, make_account, method, path,
+                                                                 code):
+    token = fresh_token(app, make_account(wizard=True))
+    phone = app.test_client()
+    form = {"csrf_token": CSRF.search(open_page(phone, token, WINDOWS)).group(1)} if method == "POST" else None
+    response = phone.open(path.format(token=token), method=method, data=form, headers={"User-Agent": WINDOWS})
+
+    assert response.status_code == code
+    html = page_text(response)
+    assert "mobile.css" in html
+    assert "console" not in html.lower() and 'href="/"' not in html and "/auth/" not in html

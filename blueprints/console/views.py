@@ -37,11 +37,12 @@ from services.search import QueryError
 
 bp = Blueprint("console", __name__)
 
-# The one-click actions of the account page: (service function, message on success).
+# The one-click actions of the account page: (service function, message on success; {s} is the plural s
+# of a counted result).
 ACTIONS: dict[str, tuple[Callable[..., object], str]] = {
     "disable": (partial(accounts.set_enabled, enabled=False), "{username} disabled."),
     "enable": (partial(accounts.set_enabled, enabled=True), "{username} enabled."),
-    "revoke-keys": (accounts.revoke_keys, "{result} keys of {username} revoked; a new key is "
+    "revoke-keys": (accounts.revoke_keys, "{result} key{s} of {username} revoked; a new key is "
                     "accepted only after the account is provisioned again."),
     "rotate-password": (accounts.rotate_password, "New SIP password set for {username}; the "
                         "device fetches it, and older links no longer work."),
@@ -278,7 +279,7 @@ def account_action(account_id: int, action: str):
     account = accounts.get_visible(account_id, current_user)
     function, message = ACTIONS[action]
     result = function(account, actor=current_user)
-    flash(message.format(username=account.username, result=result), "success")
+    flash(message.format(username=account.username, result=result, s="" if result == 1 else "s"), "success")
     return redirect(url_for(".account_detail", account_id=account.id))
 
 

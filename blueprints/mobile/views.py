@@ -58,7 +58,7 @@ def gone(_error: links.LinkGone):
 @bp.errorhandler(Throttled)
 def throttled(error: Throttled):
     """Too many refused links from one address: say so, with no account data."""
-    return render_template("errors/error.html", code=429, title="Too many attempts", description=error.message), \
+    return render_template("mobile/error.html", code=429, title="Too many attempts", description=error.message), \
         429, {"Retry-After": str(current_app.config["LINK_REFUSAL_WINDOW_SECONDS"])}
 
 
@@ -92,8 +92,13 @@ def install(token: str):
 
 @bp.route("/<token>/activate", methods=["POST"])
 def activate(token: str):
-    """Deliver the activation file once (the browser hands it to the app by its MIME type)."""
-    return _deliver(token, platform=_chosen_platform(), app_version=None)
+    """Deliver the activation file once (the browser hands it to the app by its MIME type). A computer is
+    rarely where the app lives: there the person confirms it first, as the link works only once."""
+    platform = _chosen_platform()
+    if platform.is_computer and request.form.get("confirm") != "yes":
+        abort(400, "Tick “The app is installed on this computer” before Activate: the link works only once. "
+                   "On a phone, scan the code on the page instead.")
+    return _deliver(token, platform=platform, app_version=None)
 
 
 @bp.route("/<token>/activation")

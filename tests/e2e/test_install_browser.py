@@ -1,4 +1,5 @@
-"""Install on a phone in a real Chromium: the tap reaches the store, which lives on another origin."""
+"""The end user's taps in a real Chromium: Install reaches the store, which lives on another origin; after
+Activate the page says what happens next; an iPad posing as a Mac is offered the Mac, not itself."""
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,3 +76,41 @@ def test_a_tap_on_install_lands_in_the_store_and_counts_once(app, live_server, p
         installed = db.session.scalar(select(func.count()).select_from(StatusEvent).where(
             StatusEvent.account_id == account_id, StatusEvent.status == Status.INSTALLED))
         assert installed == 1
+
+
+def test_after_activate_the_page_says_what_happens_next(app, live_server, playwright, browser, make_account):
+    token = issue_link(app, make_account(wizard=True))
+    context = browser.new_context(**playwright.devices["iPhone 13"], accept_downloads=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/m/{token}")
+        assert page.locator("[data-after-activate]").is_hidden()
+        with page.expect_download():
+            page.click("form[action$='/activate'] button[type=submit]")
+        next_steps = page.locator("[data-after-activate]")
+        next_steps.wait_for(state="visible")
+        assert "opens with your account set up" in next_steps.inner_text()
+        page.screenshot(path="/tmp/phone-after-activate.png", full_page=True)
+    finally:
+        context.close()
+
+
+def test_an_ipad_posing_as_a_mac_is_offered_the_mac_among_the_other_devices(app, live_server, browser,
+                                                                            make_account):
+    token = issue_link(app, make_account(wizard=True))
+    mac_safari = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                  "Version/17.0 Safari/605.1.15")
+    context = browser.new_context(user_agent=mac_safari, has_touch=True, viewport={"width": 820, "height": 1180})
+    page = context.new_page()
+    try:
+        page.goto(f"{live_server}/m/{token}")
+        assert page.locator("[data-platform-label] strong").inner_text() == "iPad"
+        page.click("summary")
+        offered = page.locator("[data-platform-choice]:visible button").all_inner_texts()
+        assert any(label.startswith("Mac") for label in offered)
+        assert not any(label.startswith("iPad") for label in offered)
+        # Activate asks nothing more: the iPad is where the app lives.
+        assert page.locator("input[name=confirm]").is_hidden()
+        page.screenshot(path="/tmp/ipad-as-mac.png", full_page=True)
+    finally:
+        context.close()
