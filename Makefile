@@ -5,8 +5,10 @@ FLASK := $(VENV)/bin/flask --app app
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 5000
-# A local run serves plain HTTP on loopback: cookies cannot be Secure there.
-RUN_ENV := PROVISIO_ENV=$${PROVISIO_ENV:-development} SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-0}
+# A local run serves plain HTTP on loopback: cookies cannot be Secure there, and links, QR codes and
+# activation files point at this server (until Settings stores another public base URL).
+RUN_ENV := PROVISIO_ENV=$${PROVISIO_ENV:-development} SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-0} \
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}
 
 .PHONY: run setup test bench seed clean
 

@@ -9,7 +9,7 @@ from werkzeug.serving import make_server
 from extensions import db
 from models import Account, Status
 from services import accounts, links, settings, staff
-from tools.client import Client
+from tools.client import Client, main
 
 
 @pytest.fixture
@@ -50,3 +50,14 @@ def test_reference_client_goes_from_link_to_connected_and_picks_up_a_rotated_pas
 
     other = Client(activation={"client_api": {**document["client_api"], "credential": "x" * 43}})
     assert other.licence().status_code == 401
+
+
+def test_the_reference_client_run_twice_on_a_link_says_so_in_one_line(app, server, make_account, capsys):
+    link = links.url_for_token(server, issue_link(app, make_account(wizard=True)))
+    assert main([link]) == 0
+    capsys.readouterr()
+
+    assert main([link]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == "cannot activate: the link was used or replaced (410); links work once: ask for a new one\n"

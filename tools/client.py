@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("link", help="the secure link from the message, https://…/m/<token>")
     args = parser.parse_args(argv)
     client = Client()
-    document = client.activate(args.link)
+    try:
+        document = client.activate(args.link)
+    except requests.RequestException as exc:
+        print(f"cannot activate: {_reason(exc)}", file=sys.stderr)
+        return 1
     print(f"activated {document['account']['username']} ({document['account']['virtual_number']})")
     for step, call in (("licence", client.licence), ("heartbeat", client.heartbeat), ("key", client.upload_key)):
         response = call()
@@ -80,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     client.refresh_config()
     print("configuration fetched; run again with the same link and you get 410: links work once")
     return 0
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """One line a person reads: the server's own answer, or what stopped the request."""
+    if exc.response is None:
+        return str(exc)
+    if exc.response.status_code == 410:
+        return "the link was used or replaced (410); links work once: ask for a new one"
+    return f"the server answered {exc.response.status_code} {exc.response.reason}"
 
 
 if __name__ == "__main__":

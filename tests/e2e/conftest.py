@@ -2,10 +2,30 @@
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HERE = Path(__file__).parent
+MISSING_KEY = pytest.StashKey[int]()
+MISSING = "Browser tests not run: Chromium is not installed. To run them: apt-get install chromium (CI does)."
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without Chromium (and outside CI) leave the browser tests out, said once instead of once a test."""
+    if os.path.exists(CHROMIUM) or os.environ.get("CI"):
+        return
+    browser_tests = [item for item in items if HERE in item.path.parents]
+    if browser_tests:
+        config.hook.pytest_deselected(items=browser_tests)
+        items[:] = [item for item in items if HERE not in item.path.parents]
+        config.stash[MISSING_KEY] = len(browser_tests)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if left_out := config.stash.get(MISSING_KEY, 0):
+        terminalreporter.write_line(f"{MISSING} ({left_out} tests)")
 
 
 @pytest.fixture(scope="session")
