@@ -295,16 +295,10 @@ def _typed(form, provider: str | None, fields: tuple[SettingField, ...]) -> dict
 def _save_staff(user, form: StaffForm):
     role = Role(form.role.data)
     if user is None:
-        if not form.password.data:
-            raise ServiceError("A new staff user needs a password.", field="password")
-        return staff.create(username=form.username.data, password=form.password.data, role=role,
+        return staff.create(username=form.username.data, password=form.password.data or "", role=role,
                             full_name=form.full_name.data or "", group_ids=form.group_ids.data,
                             actor=current_user)
-    if form.password.data:  # check first, so a weak password changes nothing at all
-        staff.check_password_strength(form.password.data, user.username)
-    staff.update_user(user, role=role, full_name=form.full_name.data or "", active=form.active.data,
-                 group_ids=form.group_ids.data or [], actor=current_user)
-    if form.password.data:
-        staff.reset_password(user, new=form.password.data, actor=current_user)
-    return user
+    return staff.update_user(user, role=role, full_name=form.full_name.data or "", active=form.active.data,
+                             group_ids=form.group_ids.data or [], password=form.password.data or "",
+                             actor=current_user)
 
