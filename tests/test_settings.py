@@ -1,6 +1,8 @@
 """The settings service keeps the gateways' secrets: encrypted when typed, kept by a blank field, decrypted
 for the gateways only; each gateway declares the fields the settings form asks for."""
 
+import logging
+
 import pytest
 from security.html_forms import forms
 from sqlalchemy import select
@@ -117,7 +119,8 @@ SECRETS = {"mail_password": "mail pass 6", "sms_aspsms_password": "aspsms-7",
            "sms_vonage_api_secret": "vonage-10"}
 
 
-def test_the_settings_page_never_shows_a_secret_and_a_blank_field_keeps_it(app, admin):
+def test_the_settings_page_never_shows_a_secret_and_a_blank_field_keeps_it(app, admin, caplog):
+    caplog.set_level(logging.DEBUG)
     form = next(form for form in forms(page_text(admin.get("/admin/settings"))) if form.method == "post"
                 and not form.action).data()
     saved = admin.post("/admin/settings", {**form, **SECRETS, "mail_sender": "provisio@example.test"},
@@ -133,7 +136,7 @@ def test_the_settings_page_never_shows_a_secret_and_a_blank_field_keeps_it(app, 
             select(AuditEvent).where(AuditEvent.action == "settings.update"))]
     assert len(sealed) == len(SECRETS)
     for text in [*SECRETS.values(), *sealed]:
-        assert text not in page
+        assert text not in page and text not in caplog.text
         assert all(text not in str(detail) for detail in audit)
     assert audit[-1] == {"keys": ["activation_mime_type", "app_uri_scheme", "applications", "download_urls",
                                   "link_max_age_hours", "mail", "public_base_url", "sms"]}
