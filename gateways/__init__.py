@@ -3,7 +3,7 @@
 from typing import Any, Protocol
 
 from gateways.aspsms import AspsmsGateway
-from gateways.base import Outgoing, Result
+from gateways.base import Outgoing, Result, SettingField
 from gateways.clickatell import ClickatellGateway
 from gateways.mail_smtp import SmtpGateway
 from gateways.orange import OrangeGateway
@@ -13,9 +13,10 @@ __all__ = ["SMS_GATEWAYS", "Gateway", "Outgoing", "Result", "SmtpGateway", "for_
 
 
 class Gateway(Protocol):
-    """What every gateway offers the outbox."""
+    """What every gateway offers the outbox, and the settings it reads (the console's form asks for them)."""
 
     name: str
+    settings_fields: tuple[SettingField, ...]
 
     def __init__(self, settings: dict[str, Any]) -> None: ...
 

@@ -7,7 +7,7 @@ Settings: `userkey` (the UserKey, sent as UserName), `password` (the API passwor
 from typing import Any
 
 from gateways import sms_http
-from gateways.base import Outcome, Outgoing, Result
+from gateways.base import Outcome, Outgoing, Result, SettingField
 
 BASE_URL = "https://json.aspsms.com"
 # ASPSMS's StatusCode 1 is OK; of its error codes only these are worth another try:
@@ -19,6 +19,9 @@ class AspsmsGateway:
     """Send one SMS with ASPSMS; map its StatusCode to sent, transient or permanent."""
 
     name = "aspsms"
+    settings_fields = (SettingField("userkey", "Userkey"),
+                       SettingField("password", "API password", secret=True),
+                       SettingField("originator", "Originator"), sms_http.BASE_URL_FIELD)
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.userkey = settings.get("userkey") or ""

@@ -1,7 +1,8 @@
-"""What every gateway takes and returns."""
+"""What every gateway takes and returns, and how it declares the settings it reads."""
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 
 class Outcome(StrEnum):
@@ -28,3 +29,22 @@ class Result:
     outcome: Outcome
     provider_id: str | None = None
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One setting a gateway reads: the console's settings form asks for it, the settings service keeps it.
+
+    A secret is stored encrypted (as `<key>_encrypted`) and never shown again; a blank one keeps the
+    stored secret, a blank plain value is not stored (the gateway's default applies). `kind` says what
+    the form checks: text, a URL, a host name, a port, one of `choices`, a check box or a sender address.
+    """
+
+    key: str
+    label: str
+    secret: bool = False
+    kind: Literal["text", "url", "host", "port", "choice", "check", "address"] = "text"
+    required: bool = False
+    max_length: int = 256
+    choices: tuple[tuple[str, str], ...] = ()
+    description: str = ""

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateways import sms_http
-from gateways.base import Outcome, Outgoing, Result
+from gateways.base import Outcome, Outgoing, Result, SettingField
 
 BASE_URL = "https://platform.clickatell.com"
 # Clickatell error codes worth another try: 130 maximum MT limit exceeded, 901 internal error.
@@ -26,6 +26,8 @@ class ClickatellGateway:
     """Send one SMS with Clickatell; map its error codes to sent, transient or permanent."""
 
     name = "clickatell"
+    settings_fields = (SettingField("api_key", "API key", secret=True),
+                       SettingField("sender", "Sender (two-way numbers only)"), sms_http.BASE_URL_FIELD)
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.api_key = settings.get("api_key") or ""

@@ -7,7 +7,7 @@ from typing import Any
 from flask_mail import Connection, Mail
 from flask_mail import Message as MailMessage
 
-from gateways.base import Outcome, Outgoing, Result
+from gateways.base import Outcome, Outgoing, Result, SettingField
 
 TIMEOUT_SECONDS = 20
 GMAIL = {"host": "smtp.gmail.com", "port": 587, "starttls": True}
@@ -29,6 +29,17 @@ class SmtpGateway:
     """Send one e-mail; map every SMTP answer to sent, transient or permanent."""
 
     name = "smtp"
+    settings_fields = (
+        SettingField("mode", "E-mail gateway", kind="choice", choices=(
+            ("smtp", "SMTP relay (no authentication)"), ("gmail", "Gmail (STARTTLS, app password)"))),
+        SettingField("host", "SMTP host", kind="host"),
+        SettingField("port", "SMTP port", kind="port"),
+        SettingField("starttls", "Use STARTTLS", kind="check"),
+        SettingField("username", "Username (Gmail address)", max_length=254),
+        SettingField("password", "Password (Gmail app password)", secret=True,
+                     description="Stored encrypted. Leave empty to keep the current one."),
+        SettingField("sender", "Sender address", kind="address", required=True),
+    )
 
     def __init__(self, settings: dict[str, Any]) -> None:
         preset = GMAIL if settings.get("mode") == "gmail" else {}

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import requests
 
 from gateways import sms_http
-from gateways.base import Outcome, Outgoing, Result
+from gateways.base import Outcome, Outgoing, Result, SettingField
 
 BASE_URL = "https://api.orange.com"
 RENEW_BEFORE_SECONDS = 60  # take a new token this long before Orange says the old one expires
@@ -29,6 +29,10 @@ class OrangeGateway:
     """Send one SMS with Orange; map its HTTP answers to sent, transient or permanent."""
 
     name = "orange"
+    settings_fields = (SettingField("client_id", "Client id"),
+                       SettingField("client_secret", "Client secret", secret=True),
+                       SettingField("sender_address", "Sender address (+country number)"),
+                       SettingField("sender_name", "Sender name (optional)"), sms_http.BASE_URL_FIELD)
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.client_id = settings.get("client_id") or ""

@@ -1,4 +1,4 @@
-"""What the SMS gateways share: one timeout, one way to call a provider, one number check."""
+"""What the SMS gateways share: one timeout, one way to call a provider, one number check, the base URL."""
 
 import re
 import threading
@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from gateways.base import Outcome, Result
+from gateways.base import Outcome, Result, SettingField
 
 TIMEOUT_SECONDS = 20.0
 # E.164: a plus, a country code that never starts with 0, at most 15 digits in all.
@@ -19,6 +19,8 @@ GSM7_BASIC = frozenset(
 )
 GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
 GSM7 = GSM7_BASIC | GSM7_EXTENDED
+# Every SMS gateway's last setting: a stand-in's or a regional endpoint's URL instead of the provider's.
+BASE_URL_FIELD = SettingField("base_url", "Base URL (empty: the provider's)", kind="url")
 
 
 class ProviderError(Exception):

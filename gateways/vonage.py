@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateways import sms_http
-from gateways.base import Outcome, Outgoing, Result
+from gateways.base import Outcome, Outgoing, Result, SettingField
 
 BASE_URL = "https://rest.nexmo.com"
 # Vonage status codes worth another try: 1 throttled, 5 internal error, 10 too many existing binds.
@@ -23,6 +23,9 @@ class VonageGateway:
     """Send one SMS with Vonage; map its status codes to sent, transient or permanent."""
 
     name = "vonage"
+    settings_fields = (SettingField("api_key", "API key"),
+                       SettingField("api_secret", "API secret", secret=True),
+                       SettingField("sender", "Sender"), sms_http.BASE_URL_FIELD)
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.api_key = settings.get("api_key") or ""

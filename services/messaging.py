@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 import gateways
-from extensions import VaultError, db, vault
+from extensions import VaultError, db
 from gateways.base import Outcome, Outgoing, Result
 from models import Account, Channel, Message, MessageKind, MessageStatus, StaffUser, utcnow
 from services import accounts, audit, idempotency, keyset, links, message_templates, settings
@@ -129,7 +129,7 @@ def deliver(message: Message) -> Result:
         return _record(message, Result(Outcome.PERMANENT, detail=(
             f"Gave up after {message.attempts - 1} attempts: the worker stopped before recording the last one.")))
     try:
-        config = _gateway_settings()
+        config = settings.for_gateways()
         outgoing = render(message, account, config)
     except Invalid as exc:  # a template saved before its limits existed: fail this message, don't retry it
         return _record(message, Result(Outcome.PERMANENT, detail=exc.message))
@@ -183,7 +183,7 @@ def send_test(channel: Channel, recipient: str, *, actor: StaffUser) -> Result:
     """Send a test message now through the channel's gateway and report the provider's own answer."""
     outgoing = Outgoing(recipient, "Provisio test message", f"The {channel.value} gateway of Provisio works.")
     try:
-        result = gateways.for_settings(channel.value, _gateway_settings()).send(outgoing)
+        result = gateways.for_settings(channel.value, settings.for_gateways()).send(outgoing)
     except LookupError as exc:
         result = Result(Outcome.PERMANENT, detail=str(exc))
     audit.record(actor, f"settings.test_{channel.value}", outcome=str(result.outcome))
@@ -261,20 +261,6 @@ def _gateway_name(channel: Channel) -> str:
     if not name:
         raise Invalid("No SMS gateway is configured yet: send by e-mail, or ask an administrator.")
     return name
-
-
-def _gateway_settings() -> dict:
-    """The settings with every stored secret (`<name>_encrypted`) decrypted, for the gateways only."""
-    values = dict(settings.get_all())  # a copy: the cached settings stay as stored
-    values["mail"] = _decrypted(values["mail"])
-    values["sms"] = {key: _decrypted(value) if isinstance(value, dict) else value
-                     for key, value in values["sms"].items()}
-    return values
-
-
-def _decrypted(section: dict) -> dict:
-    return {key.removesuffix("_encrypted"): vault.decrypt(value) if key.endswith("_encrypted") else value
-            for key, value in section.items()}
 
 
 def _by_key(key: str, account: Account) -> Message | None:

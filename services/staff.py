@@ -58,6 +58,8 @@ def create(
     group_ids: list[int] | None = None, actor: StaffUser | str,
 ) -> StaffUser:
     """Create a staff user with a hashed password."""
+    if not password:
+        raise Invalid("A new staff user needs a password.", field="password")
     username = username.strip()
     if db.session.scalar(select(StaffUser.id).where(func.lower(StaffUser.username) == username.lower())):
         raise Conflict(f"The username {username} is already taken.", field="username")
@@ -75,16 +77,25 @@ def create(
 
 def update_user(
     user: StaffUser, *, role: Role, full_name: str, active: bool, group_ids: list[int],
-    actor: StaffUser,
+    password: str = "", actor: StaffUser,
 ) -> StaffUser:
-    """Change a staff user's role, name, scope or activity; deactivation ends their sessions."""
+    """Change a staff user's role, name, scope, activity and (unless empty) password in one transaction.
+
+    A refused change (a weak password, one's own demotion) changes nothing at all. Deactivation and a
+    new password end all their sessions.
+    """
+    if password:
+        check_password_strength(password, user.username)
     if user.id == actor.id and (role is not Role.ADMIN or not active):
         raise Invalid("You cannot remove your own administrator rights or deactivate yourself.")
     user.role, user.full_name, user.active = role, full_name, active
     user.groups = _groups(group_ids)
-    if not active:
-        _revoke_sessions(user)
     audit.record(actor, "staff.update", user, role=str(role), active=active)
+    if password:
+        user.password_hash = _hasher().hash(password)
+        audit.record(actor, "staff.password_reset", user)
+    if password or not active:
+        _revoke_sessions(user)
     db.session.commit()
     return user
 
@@ -100,15 +111,6 @@ def change_password(user: StaffUser, *, current: str, new: str, ip: str | None) 
     audit.record(user, "staff.password_change", user, ip=ip)
     db.session.commit()
     throttle.reset(_throttle_key(user.username))  # a right password ends the count, as a sign-in does
-
-
-def reset_password(user: StaffUser, *, new: str, actor: StaffUser) -> None:
-    """Set another staff user's password (admin); all their sessions end."""
-    check_password_strength(new, user.username)
-    user.password_hash = _hasher().hash(new)
-    _revoke_sessions(user)
-    audit.record(actor, "staff.password_reset", user)
-    db.session.commit()
 
 
 def check_password(username: str, password: str, *, ip: str | None) -> StaffUser:

@@ -4,11 +4,13 @@ import re
 
 import pytest
 from conftest import PASSWORD, Client
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from webtools import field_errors, flashes, is_sign_in_redirect, page_text
 
 from extensions import db
 from models import Account, AuditEvent, Group, Profile, Role, StaffUser
+from services import staff
+from services.errors import Invalid
 
 STRONG = "another strong passphrase 7"
 PROFILE_FORM = {"name": "Edge", "description": "", "sip_host": "sip.edge.example.net",
@@ -209,6 +211,53 @@ def test_weak_password_on_edit_does_not_half_save_the_role_change(app, admin, cs
         user = db.session.get(StaffUser, csr_id)
         assert (user.role, user.password_hash) == (Role.CSR, hash_before)
     assert count(app, AuditEvent) == audit_before
+
+
+def test_a_refused_password_keeps_the_role_and_group_change_out_too(app, admin_id, csr_id, other_group):
+    carl = Client(app)
+    carl.login("carl")
+    with app.app_context():
+        user = staff.get(csr_id)
+        before = (user.role, user.full_name, user.active, user.group_ids, user.password_hash)
+    audit_before = count(app, AuditEvent)
+
+    with app.app_context(), pytest.raises(Invalid, match="at least 12 characters"):
+        staff.update_user(staff.get(csr_id), role=Role.VIEWER, full_name="Carl", active=True,
+                          group_ids=[other_group], password="too short", actor=staff.get(admin_id))
+
+    with app.app_context():
+        user = staff.get(csr_id)
+        assert (user.role, user.full_name, user.active, user.group_ids, user.password_hash) == before
+    assert count(app, AuditEvent) == audit_before
+    assert carl.get("/").status_code == 200  # their session did not end either
+
+
+def test_a_role_group_and_password_change_land_in_one_transaction(app, admin_id, csr_id, other_group):
+    carl = Client(app)
+    carl.login("carl")
+    with app.app_context():
+        commits = []
+        event.listen(db.session(), "after_commit", commits.append)
+        staff.update_user(staff.get(csr_id), role=Role.VIEWER, full_name="Carl", active=True,
+                          group_ids=[other_group], password=STRONG, actor=staff.get(admin_id))
+        assert len(commits) == 1
+
+    with app.app_context():
+        user = staff.get(csr_id)
+        assert (user.role, user.full_name, user.group_ids) == (Role.VIEWER, "Carl", {other_group})
+        actions = list(db.session.scalars(select(AuditEvent.action).where(
+            AuditEvent.target_type == "staff_user", AuditEvent.target_id == csr_id).order_by(AuditEvent.id)))
+    assert actions[-2:] == ["staff.update", "staff.password_reset"]
+    assert is_sign_in_redirect(carl.get("/"))  # a new password ends their sessions
+    assert Client(app).login("carl", STRONG).status_code == 302
+
+
+def test_a_new_staff_user_needs_a_password(app, admin):
+    response = admin.post("/admin/staff/new", {"username": "dora", "role": "csr"})
+
+    assert response.status_code == 200
+    assert field_errors(response, "password") == ["A new staff user needs a password."]
+    assert count(app, StaffUser) == 1
 
 
 def test_admin_changes_a_role_and_resets_a_password(app, admin, csr_id):

@@ -19,6 +19,8 @@ from wtforms.validators import URL, DataRequired, Email, EqualTo, Length, Number
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from blueprints.forms_util import service_rule
+from gateways import SMS_GATEWAYS, SmtpGateway
+from gateways.base import SettingField
 from models import Role
 from services import app_handoff
 
@@ -123,7 +125,8 @@ class StaffForm(FlaskForm):
 
 
 class SettingsForm(FlaskForm):
-    """Links, activation and e-mail settings; download URL fields are added per platform and model."""
+    """Links and activation settings; gateway fields are added as each gateway declares them, download URL
+    fields per platform and model."""
 
     public_base_url = URLField("Public base URL", validators=[DataRequired(), URL(require_tld=False)],
                                description="Links in messages start with this, e.g. https://activate.example.com.")
@@ -136,17 +139,6 @@ class SettingsForm(FlaskForm):
         description="The app's own scheme (e.g. provisio), never http, javascript, data, file and the like.")
     applications = JSONField("Applications (host names)",
                              description='Host names the client uses, e.g. {"sip": "sip.example.com"}.')
-    mail_mode = SelectField("E-mail gateway", choices=[("smtp", "SMTP relay (no authentication)"),
-                                                       ("gmail", "Gmail (STARTTLS, app password)")])
-    mail_host = StringField("SMTP host", validators=[Optional(), HOSTNAME])
-    mail_port = IntegerField("SMTP port", validators=[Optional(), NumberRange(1, 65535)])
-    mail_starttls = BooleanField("Use STARTTLS")
-    mail_username = StringField("Username (Gmail address)", validators=[Optional(), Length(max=254)])
-    mail_password = PasswordField("Password (Gmail app password)", validators=[Optional(), Length(max=256)],
-                                  description="Stored encrypted. Leave empty to keep the current one.")
-    # Not Email(): a relay's sender may be a local name such as provisio@localhost.
-    mail_sender = StringField("Sender address", validators=[
-        DataRequired(), Regexp(r"^[^@\s]+@[^@\s]+$", message="An address such as provisio@example.com.")])
 
 
 class TestEmailForm(FlaskForm):
@@ -156,23 +148,51 @@ class TestEmailForm(FlaskForm):
 
 
 def settings_form(platforms: list[str], models: list[str]) -> type[SettingsForm]:
-    """Return a SettingsForm class with one download URL field per (platform, security model)."""
+    """Return a SettingsForm class with the fields every gateway declares and one download URL field per
+    (platform, security model)."""
 
     class Form(SettingsForm):
-        sms_gateway = SelectField("Default SMS gateway", choices=[("", "None (e-mail only)")] + [
-            (name, name.capitalize()) for name in SMS_FIELDS])
+        pass
 
-    for provider, fields in SMS_FIELDS.items():
-        for key, label, secret in fields:
-            field_class = PasswordField if secret else StringField
-            setattr(Form, sms_field(provider, key), field_class(label, validators=[Optional(), Length(max=256)]))
-        setattr(Form, sms_field(provider, "base_url"),
-                URLField("Base URL (empty: the provider's)", validators=[Optional(), URL(require_tld=False)]))
+    for setting in SmtpGateway.settings_fields:
+        setattr(Form, gateway_field(None, setting.key), _setting_field(setting))
+    Form.sms_gateway = SelectField("Default SMS gateway", choices=[("", "None (e-mail only)")] + [
+        (name, name.capitalize()) for name in SMS_GATEWAYS])
+    for provider, gateway in SMS_GATEWAYS.items():
+        for setting in gateway.settings_fields:
+            setattr(Form, gateway_field(provider, setting.key), _setting_field(setting))
     for platform in platforms:
         for model in models:
             setattr(Form, download_field(platform, model),
                     URLField(f"{platform} / {model}", validators=[Optional(), URL(require_tld=False)]))
     return Form
+
+
+# What the form checks of a gateway setting, by its kind, beyond required or optional. Not Email() for an
+# address: a relay's sender may be a local name such as provisio@localhost.
+_CHECKS = {"url": URL(require_tld=False), "host": HOSTNAME, "port": NumberRange(1, 65535),
+           "address": Regexp(r"^[^@\s]+@[^@\s]+$", message="An address such as provisio@example.com.")}
+_FIELD_CLASSES = {"url": URLField, "port": IntegerField}
+
+
+def _setting_field(setting: SettingField):
+    """The form field of one gateway setting, as its declaration describes it."""
+    if setting.kind == "choice":
+        return SelectField(setting.label, choices=list(setting.choices))
+    if setting.kind == "check":
+        return BooleanField(setting.label)
+    validators = [DataRequired() if setting.required else Optional()]
+    if setting.kind == "text":
+        field_class = PasswordField if setting.secret else StringField
+        return field_class(setting.label, validators=[*validators, Length(max=setting.max_length)],
+                           description=setting.description)
+    field_class = _FIELD_CLASSES.get(setting.kind, StringField)
+    return field_class(setting.label, validators=[*validators, _CHECKS[setting.kind]])
+
+
+def gateway_field(provider: str | None, key: str) -> str:
+    """The form field name of one gateway setting: the e-mail gateway's (provider None) or an SMS one's."""
+    return f"mail_{key}" if provider is None else f"sms_{provider}_{key}"
 
 
 def download_field(platform: str, model: str) -> str:
@@ -187,23 +207,6 @@ class TemplateForm(FlaskForm):
     body = TextAreaField("Text", validators=[Length(max=4000)],
                          description="Placeholders: {{ link }}, {{ owner }}, {{ username }}, {{ group }}. "
                                      "Empty restores the default.")
-
-
-# Each SMS provider's settings: (key, label, secret). Secrets are stored encrypted.
-SMS_FIELDS: dict[str, list[tuple[str, str, bool]]] = {
-    "aspsms": [("userkey", "Userkey", False), ("password", "API password", True),
-               ("originator", "Originator", False)],
-    "orange": [("client_id", "Client id", False), ("client_secret", "Client secret", True),
-               ("sender_address", "Sender address (+country number)", False),
-               ("sender_name", "Sender name (optional)", False)],
-    "clickatell": [("api_key", "API key", True), ("sender", "Sender (two-way numbers only)", False)],
-    "vonage": [("api_key", "API key", False), ("api_secret", "API secret", True), ("sender", "Sender", False)],
-}
-
-
-def sms_field(provider: str, key: str) -> str:
-    """The form field name of one SMS provider setting."""
-    return f"sms_{provider}_{key}"
 
 
 class TestSmsForm(FlaskForm):

@@ -4,7 +4,6 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_login import current_user
 
 from blueprints.admin.forms import (
-    SMS_FIELDS,
     GroupForm,
     ProfileForm,
     StaffForm,
@@ -12,12 +11,13 @@ from blueprints.admin.forms import (
     TestEmailForm,
     TestSmsForm,
     download_field,
+    gateway_field,
     settings_form,
-    sms_field,
 )
 from blueprints.forms_util import show_error
-from extensions import login_manager, vault
-from gateways.base import Outcome
+from extensions import login_manager
+from gateways import SMS_GATEWAYS, SmtpGateway
+from gateways.base import Outcome, SettingField
 from models import Channel, MessageKind, Platform, Role
 from services import audit, groups, message_templates, messaging, receipts, settings, staff
 from services.errors import ServiceError
@@ -172,18 +172,18 @@ def settings_edit():
     form = settings_form(platforms, models)(data=_settings_data(values, platforms, models))
     if form.validate_on_submit():
         try:
-            settings.save(_settings_changes(form, values, platforms, models), actor=current_user)
+            settings.save_typed(_settings_changes(form, platforms, models), actor=current_user)
         except ServiceError as exc:
             show_error(form, exc)
         else:
             flash("Settings saved.", "success")
             return redirect(url_for(".settings_edit"))
     downloads = [(p, [(m, form[download_field(p, m)]) for m in models]) for p in platforms]
-    sms = [(provider, [form[sms_field(provider, key)] for key, _, _ in [*fields, ("base_url", "", False)]])
-           for provider, fields in SMS_FIELDS.items()]
+    sms = [(provider, [form[gateway_field(provider, setting.key)] for setting in gateway.settings_fields])
+           for provider, gateway in SMS_GATEWAYS.items()]
     return render_template("admin/settings/edit.html", form=form, downloads=downloads, sms=sms,
                            test_form=TestEmailForm(), test_sms_form=TestSmsForm(),
-                           has_password=bool(values["mail"].get("password_encrypted")),
+                           has_password=settings.has_secret(values["mail"], "password"),
                            receipt_urls=receipts.callback_urls(values["public_base_url"]))
 
 
@@ -251,33 +251,25 @@ def template_edit(kind: str, channel: str):
 
 
 def _settings_data(values: dict, platforms: list[str], models: list[str]) -> dict:
-    mail = values["mail"]
     data = {key: values[key] for key in ("public_base_url", "activation_mime_type", "app_uri_scheme",
                                          "applications")}
     data["link_max_age_hours"] = int(values["link_max_age_hours"])
-    data.update({f"mail_{key}": mail.get(key) for key in ("mode", "host", "port", "starttls", "username", "sender")})
+    data.update(_gateway_data(None, values["mail"], SmtpGateway.settings_fields))
     data["sms_gateway"] = values["sms"].get("gateway", "")
-    for provider, fields in SMS_FIELDS.items():
-        for key, _, secret in [*fields, ("base_url", "", False)]:
-            if not secret:
-                data[sms_field(provider, key)] = values["sms"].get(provider, {}).get(key)
+    for provider, gateway in SMS_GATEWAYS.items():
+        data.update(_gateway_data(provider, values["sms"].get(provider, {}), gateway.settings_fields))
     for platform in platforms:
         for model in models:
             data[download_field(platform, model)] = values["download_urls"].get(f"{platform}/{model}")
     return data
 
 
-def _settings_changes(form, values: dict, platforms: list[str], models: list[str]) -> dict:
-    mail = {key: form[f"mail_{key}"].data for key in ("mode", "host", "port", "starttls", "username", "sender")}
-    if form.mail_password.data:
-        mail["password_encrypted"] = vault.encrypt(form.mail_password.data)
-    elif values["mail"].get("password_encrypted"):
-        mail["password_encrypted"] = values["mail"]["password_encrypted"]
+def _settings_changes(form, platforms: list[str], models: list[str]) -> dict:
     downloads = {f"{p}/{m}": form[download_field(p, m)].data for p in platforms for m in models
                  if form[download_field(p, m)].data}
     sms = {"gateway": form.sms_gateway.data}
-    for provider, fields in SMS_FIELDS.items():
-        sms[provider] = _sms_section(form, provider, fields, values["sms"].get(provider, {}))
+    for provider, gateway in SMS_GATEWAYS.items():
+        sms[provider] = _typed(form, provider, gateway.settings_fields)
     return {
         "public_base_url": form.public_base_url.data.rstrip("/"),
         "link_max_age_hours": form.link_max_age_hours.data,
@@ -285,38 +277,28 @@ def _settings_changes(form, values: dict, platforms: list[str], models: list[str
         "app_uri_scheme": form.app_uri_scheme.data,
         "applications": form.applications.data,
         "download_urls": downloads,
-        "mail": mail,
+        "mail": _typed(form, None, SmtpGateway.settings_fields),
         "sms": sms,
     }
 
 
-def _sms_section(form, provider: str, fields: list, stored: dict) -> dict:
-    """One provider's settings from the form; secrets encrypted, an empty secret keeps the stored one."""
-    section = {}
-    for key, _, secret in [*fields, ("base_url", "", False)]:
-        value = (form[sms_field(provider, key)].data or "").strip()
-        if secret and value:
-            section[f"{key}_encrypted"] = vault.encrypt(value)
-        elif secret and stored.get(f"{key}_encrypted"):
-            section[f"{key}_encrypted"] = stored[f"{key}_encrypted"]
-        elif value and not secret:
-            section[key] = value
-    return section
+def _gateway_data(provider: str | None, section: dict, fields: tuple[SettingField, ...]) -> dict:
+    """One gateway's fields of the form, filled with its stored values; a secret is never shown again."""
+    return {gateway_field(provider, key): value for key, value in settings.shown(section, fields).items()}
+
+
+def _typed(form, provider: str | None, fields: tuple[SettingField, ...]) -> dict:
+    """What the admin typed for one gateway, a blank secret too: the settings service keeps the stored one."""
+    return {setting.key: form[gateway_field(provider, setting.key)].data for setting in fields}
 
 
 def _save_staff(user, form: StaffForm):
     role = Role(form.role.data)
     if user is None:
-        if not form.password.data:
-            raise ServiceError("A new staff user needs a password.", field="password")
-        return staff.create(username=form.username.data, password=form.password.data, role=role,
+        return staff.create(username=form.username.data, password=form.password.data or "", role=role,
                             full_name=form.full_name.data or "", group_ids=form.group_ids.data,
                             actor=current_user)
-    if form.password.data:  # check first, so a weak password changes nothing at all
-        staff.check_password_strength(form.password.data, user.username)
-    staff.update_user(user, role=role, full_name=form.full_name.data or "", active=form.active.data,
-                 group_ids=form.group_ids.data or [], actor=current_user)
-    if form.password.data:
-        staff.reset_password(user, new=form.password.data, actor=current_user)
-    return user
+    return staff.update_user(user, role=role, full_name=form.full_name.data or "", active=form.active.data,
+                             group_ids=form.group_ids.data or [], password=form.password.data or "",
+                             actor=current_user)
 
