@@ -11,7 +11,7 @@ from flask_migrate import upgrade
 import services.imports  # noqa: F401  (registers the job handler of CSV imports)
 from extensions import db
 from models import Role
-from services import demo, jobs, messaging, staff, throttle
+from services import demo, health, jobs, messaging, staff, throttle
 from services.errors import ServiceError
 
 # Rate counters (services.throttle) whose window started a day ago are dead: an idle worker deletes them
@@ -92,10 +92,14 @@ def worker(once: bool, idle: float, threads: int) -> None:
 
 def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
     """Claim and send messages until none is due (with --once); return how many were handled."""
-    handled, next_prune = 0, 0.0
+    handled, next_prune, next_beat = 0, 0.0, 0.0
     with app.app_context():
+        name, beat_every = health.worker_name(), app.config["WORKER_BEAT_SECONDS"]
         while True:
             try:
+                if time.monotonic() >= next_beat:  # /readyz tells a live worker from a stopped one
+                    health.worker_seen(name)
+                    next_beat = time.monotonic() + beat_every
                 delivered = messaging.run_once() or jobs.run_next()
             except Exception:  # a broken message or a database hiccup must not stop the worker
                 app.logger.exception("outbox delivery failed; the message's lease lets it be retried")

@@ -243,6 +243,16 @@ def test_nginx_access_log_masks_link_tokens_and_receipt_secrets(nginx):
     assert TOKEN not in log and RECEIPT_SECRET not in log
 
 
+def test_nginx_keeps_metrics_to_this_machine_and_logs_each_requests_id(nginx):
+    connection = https(nginx["tls"])
+    connection.request("GET", "/metrics", headers={"Host": "activate.example.com"})
+    response = connection.getresponse()
+    body = response.read().decode()
+    assert response.status == 404
+    assert "<center>nginx</center>" in body  # nginx's own answer: the request never reached the app
+    assert re.search(r'"GET /metrics HTTP/1.1" 404 .* id=[0-9a-f]{32}$', written(nginx["log"], lines=1), re.M)
+
+
 def test_nginx_does_not_say_its_version(nginx):
     response = fetch(https(nginx["tls"]), "GET", "/static/css/mobile.css")
     assert response.getheader("Server") == "nginx"
