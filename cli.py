@@ -2,6 +2,7 @@
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -11,7 +12,7 @@ from flask_migrate import upgrade
 import services.imports  # noqa: F401  (registers the job handler of CSV imports)
 from extensions import db
 from models import Role
-from services import demo, health, jobs, messaging, staff, throttle
+from services import backup, demo, health, jobs, messaging, staff, throttle
 from services.errors import ServiceError
 
 # Rate counters (services.throttle) whose window started a day ago are dead: an idle worker deletes them
@@ -22,7 +23,7 @@ PRUNE_EVERY = 600
 
 def init_app(app: Flask) -> None:
     """Register the commands on `flask`."""
-    for command in (setup, create_admin, reset_totp, seed_demo, worker):
+    for command in (setup, create_admin, reset_totp, seed_demo, worker, backup_command, restore_command):
         app.cli.add_command(command)
 
 
@@ -72,6 +73,32 @@ def seed_demo(accounts: int) -> None:
     """Fill the database with demo groups, profiles, staff and accounts in every status."""
     summary = demo.seed(accounts)
     click.echo(summary)
+
+
+@click.command("backup")
+@with_appcontext
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--keep", type=click.IntRange(min=1), help="Keep only the newest KEEP backups in PATH (a directory).")
+def backup_command(path: Path, keep: int | None) -> None:
+    """Copy the database to PATH (a file, or a directory for a timestamped file) while the app runs."""
+    try:
+        written = backup.backup(path, keep=keep)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Backup written to {written}.")
+
+
+@click.command("restore")
+@with_appcontext
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--replace", is_flag=True, help="Overwrite a database that holds data (stop the services first).")
+def restore_command(path: Path, replace: bool) -> None:
+    """Put a backup back; every link sent before the restore stops working (send them again)."""
+    try:
+        cancelled = backup.restore(path, replace=replace)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Restored {path.name}. The links of {cancelled} accounts no longer work: send them again.")
 
 
 @click.command("worker")
