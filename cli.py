@@ -23,7 +23,8 @@ PRUNE_EVERY = 600
 
 def init_app(app: Flask) -> None:
     """Register the commands on `flask`."""
-    for command in (setup, create_admin, reset_totp, seed_demo, worker, backup_command, restore_command):
+    for command in (setup, create_admin, reset_password, reset_totp, seed_demo, worker, backup_command,
+                    restore_command):
         app.cli.add_command(command)
 
 
@@ -52,6 +53,20 @@ def create_admin(username: str, password: str) -> None:
     except ServiceError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Administrator {username} created.")
+
+
+@click.command("reset-password")
+@with_appcontext
+@click.argument("username")
+def reset_password(username: str) -> None:
+    """Give a staff user (the first admin who lost the printed password, say) a new one, shown once."""
+    user = staff.find(username)
+    if user is None:
+        raise click.ClickException(f"No staff user {username}.")
+    password = staff.generated_password()
+    staff.reset_password(user, new=password, actor="cli")
+    click.echo(f"New password of {username}, shown once: {password}")
+    click.echo("Their sessions were signed out; their authenticator app still applies (see reset-totp).")
 
 
 @click.command("reset-totp")
