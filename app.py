@@ -9,7 +9,8 @@ import cli
 import errors
 import extensions
 import headers
-from blueprints import admin, api, auth, console, hooks, imports, mobile
+import request_log
+from blueprints import admin, api, auth, console, hooks, imports, mobile, ops
 from blueprints.forms_util import refuse_nul_characters
 from blueprints.routing import IdConverter
 from config import Config, load_secrets
@@ -24,7 +25,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.from_mapping(config)
     load_secrets(app)
     extensions.init_app(app)
-    for blueprint in (auth.bp, console.bp, imports.bp, admin.bp, mobile.bp, api.bp, api.snom_bp, hooks.bp):
+    request_log.init_app(app)  # first: even a request refused early gets its line
+    for blueprint in (auth.bp, console.bp, imports.bp, admin.bp, mobile.bp, api.bp, api.snom_bp, hooks.bp,
+                      ops.bp):
         app.register_blueprint(blueprint)
     app.before_request(refuse_nul_characters)
     errors.init_app(app)

@@ -2,6 +2,7 @@
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
@@ -11,7 +12,7 @@ from flask_migrate import upgrade
 import services.imports  # noqa: F401  (registers the job handler of CSV imports)
 from extensions import db
 from models import Role
-from services import demo, jobs, messaging, staff, throttle
+from services import backup, demo, health, jobs, messaging, staff, throttle
 from services.errors import ServiceError
 
 # Rate counters (services.throttle) whose window started a day ago are dead: an idle worker deletes them
@@ -22,7 +23,8 @@ PRUNE_EVERY = 600
 
 def init_app(app: Flask) -> None:
     """Register the commands on `flask`."""
-    for command in (setup, create_admin, reset_totp, seed_demo, worker):
+    for command in (setup, create_admin, reset_password, reset_totp, seed_demo, worker, backup_command,
+                    restore_command):
         app.cli.add_command(command)
 
 
@@ -53,6 +55,20 @@ def create_admin(username: str, password: str) -> None:
     click.echo(f"Administrator {username} created.")
 
 
+@click.command("reset-password")
+@with_appcontext
+@click.argument("username")
+def reset_password(username: str) -> None:
+    """Give a staff user (the first admin who lost the printed password, say) a new one, shown once."""
+    user = staff.find(username)
+    if user is None:
+        raise click.ClickException(f"No staff user {username}.")
+    password = staff.generated_password()
+    staff.reset_password(user, new=password, actor="cli")
+    click.echo(f"New password of {username}, shown once: {password}")
+    click.echo("Their sessions were signed out; their authenticator app still applies (see reset-totp).")
+
+
 @click.command("reset-totp")
 @with_appcontext
 @click.argument("username")
@@ -74,6 +90,32 @@ def seed_demo(accounts: int) -> None:
     click.echo(summary)
 
 
+@click.command("backup")
+@with_appcontext
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--keep", type=click.IntRange(min=1), help="Keep only the newest KEEP backups in PATH (a directory).")
+def backup_command(path: Path, keep: int | None) -> None:
+    """Copy the database to PATH (a file, or a directory for a timestamped file) while the app runs."""
+    try:
+        written = backup.backup(path, keep=keep)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Backup written to {written}.")
+
+
+@click.command("restore")
+@with_appcontext
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--replace", is_flag=True, help="Overwrite a database that holds data (stop the services first).")
+def restore_command(path: Path, replace: bool) -> None:
+    """Put a backup back; every link sent before the restore stops working (send them again)."""
+    try:
+        cancelled = backup.restore(path, replace=replace)
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Restored {path.name}. The links of {cancelled} accounts no longer work: send them again.")
+
+
 @click.command("worker")
 @with_appcontext
 @click.option("--once", is_flag=True, help="Deliver every message that is due, then exit.")
@@ -92,10 +134,14 @@ def worker(once: bool, idle: float, threads: int) -> None:
 
 def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
     """Claim and send messages until none is due (with --once); return how many were handled."""
-    handled, next_prune = 0, 0.0
+    handled, next_prune, next_beat = 0, 0.0, 0.0
     with app.app_context():
+        name, beat_every = health.worker_name(), app.config["WORKER_BEAT_SECONDS"]
         while True:
             try:
+                if time.monotonic() >= next_beat:  # /readyz tells a live worker from a stopped one
+                    health.worker_seen(name)
+                    next_beat = time.monotonic() + beat_every
                 delivered = messaging.run_once() or jobs.run_next()
             except Exception:  # a broken message or a database hiccup must not stop the worker
                 app.logger.exception("outbox delivery failed; the message's lease lets it be retried")

@@ -113,6 +113,14 @@ class Config:
     OUTBOX_LEASE_SECONDS = int(os.environ.get("OUTBOX_LEASE_SECONDS", "120"))
     # A job renews its lease whenever it reports progress; a worker killed mid-job frees it after this.
     JOB_LEASE_SECONDS = int(os.environ.get("JOB_LEASE_SECONDS", "300"))
+    # The worker notes it is alive every WORKER_BEAT_SECONDS; /readyz calls it stale after WORKER_STALE_SECONDS,
+    # and the outbox stale when a message has waited OUTBOX_STALE_SECONDS.
+    WORKER_BEAT_SECONDS = float(os.environ.get("WORKER_BEAT_SECONDS", "15"))
+    WORKER_STALE_SECONDS = float(os.environ.get("WORKER_STALE_SECONDS", "60"))
+    OUTBOX_STALE_SECONDS = float(os.environ.get("OUTBOX_STALE_SECONDS", "600"))
+    # /metrics: with a token, for a bearer of it; without one, for this machine only (never through a proxy).
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # "text" or "json": one line per request either way
     SEND_RATE_LIMIT = int(os.environ.get("SEND_RATE_LIMIT", "5"))
     SEND_RATE_MINUTES = int(os.environ.get("SEND_RATE_MINUTES", "30"))
     # Failed Snom settings fetches (unknown secret, wrong MAC, refusals) allowed per client address

@@ -22,6 +22,7 @@ from models.message import Message
 from models.setting import Setting
 from models.staff import StaffSession, StaffUser, staff_groups
 from models.throttle import RateCounter
+from models.worker import WorkerBeat
 
 __all__ = [
     "AccessRule",
@@ -48,6 +49,7 @@ __all__ = [
     "StaffUser",
     "Status",
     "StatusEvent",
+    "WorkerBeat",
     "staff_groups",
     "utcnow",
 ]

@@ -312,10 +312,15 @@ def ensure_first_admin(username: str = "admin") -> str | None:
     """Create the first administrator if there is no staff user; return its password once."""
     if db.session.scalar(select(func.count(StaffUser.id))):
         return None
-    password = secrets.token_urlsafe(15)
+    password = generated_password()
     create(username=username, password=password, role=Role.ADMIN, full_name="Administrator",
            actor="system")
     return password
+
+
+def generated_password() -> str:
+    """A strong password for a staff user who has none to type yet (shown once, never stored)."""
+    return secrets.token_urlsafe(15)
 
 
 def _count_attempt(username: str, *, ip: str | None) -> None:

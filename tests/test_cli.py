@@ -92,3 +92,16 @@ def test_seed_demo_creates_accounts_spread_over_several_statuses(app):
             assert history[0] is account.status  # newest first
             assert sorted(history, key=lambda status: status.rank) == list(Status)[: account.status.rank + 1]
         assert db.session.scalar(select(func.count()).select_from(StatusEvent)) >= 50
+
+
+def test_reset_password_prints_a_new_password_once_that_signs_in(app):
+    first = re.search(r"password: (\S+)", run(app, "setup").output).group(1)
+
+    result = run(app, "reset-password", "admin")
+
+    assert result.exit_code == 0, result.output
+    new = re.search(r"shown once: (\S+)", result.output).group(1)
+    assert new != first
+    assert Client(app).login("admin", first).status_code == 200  # refused: the form again
+    assert Client(app).login("admin", new).status_code == 302
+    assert run(app, "reset-password", "nobody").exit_code == 1

@@ -30,7 +30,20 @@ from blueprints.console.forms import (
 from blueprints.forms_util import show_error
 from extensions import login_manager
 from models import Channel, MessageKind, MessageStatus, Status, utcnow
-from services import accounts, audit, bulk, devices, exports, groups, idempotency, jobs, messaging, settings, snom
+from services import (
+    accounts,
+    audit,
+    backup,
+    bulk,
+    devices,
+    exports,
+    groups,
+    idempotency,
+    jobs,
+    messaging,
+    settings,
+    snom,
+)
 from services.errors import ServiceError
 from services.keyset import BadCursor
 from services.search import QueryError
@@ -72,7 +85,8 @@ def require_staff():
 def dashboard():
     """Show how many accounts stand in each lifecycle status."""
     return render_template("console/dashboard.html", counts=accounts.status_counts(current_user),
-                           today=messaging.today_counts(current_user), today_iso=utcnow().date().isoformat())
+                           today=messaging.today_counts(current_user), today_iso=utcnow().date().isoformat(),
+                           restored=backup.last_restore())
 
 
 @bp.route("/messages")

@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.http import dump_options_header
 
 import headers
+import metrics
 from extensions import csrf
 from models import Platform
 from services import activation, links, settings
@@ -50,8 +51,9 @@ def private(response: Response) -> Response:
 
 
 @bp.errorhandler(links.LinkGone)
-def gone(_error: links.LinkGone):
+def gone(error: links.LinkGone):
     """Any dead link gets the same page, with no account data."""
+    metrics.LINK_REFUSALS.labels(error.reason).inc()
     return render_template("mobile/gone.html"), 410
 
 
@@ -114,8 +116,11 @@ def activation_file(token: str):
 
 
 def _deliver(token: str, *, platform: Platform, app_version: str | None) -> Response:
-    return activation.activate(token, settings=settings.get_all(), platform=platform, ip=request.remote_addr,
-                               user_agent=request.user_agent.string, app_version=app_version, respond=attachment)
+    response = activation.activate(token, settings=settings.get_all(), platform=platform, ip=request.remote_addr,
+                                   user_agent=request.user_agent.string, app_version=app_version,
+                                   respond=attachment)
+    metrics.ACTIVATIONS.labels(platform.value).inc()
+    return response
 
 
 def attachment(file: activation.ActivationFile) -> Response:

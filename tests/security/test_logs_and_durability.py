@@ -243,6 +243,19 @@ def test_nginx_access_log_masks_link_tokens_and_receipt_secrets(nginx):
     assert TOKEN not in log and RECEIPT_SECRET not in log
 
 
+def test_nginx_keeps_metrics_to_this_machine_and_logs_each_requests_id(nginx):
+    connection = https(nginx["tls"])
+    connection.request("GET", "/metrics", headers={"Host": "activate.example.com"})
+    response = connection.getresponse()
+    body = response.read().decode()
+    assert response.status == 404
+    assert "<center>nginx</center>" in body  # nginx's own answer: the request never reached the app
+    lines_before = nginx["log"].read_text().count("\n")  # the module's other requests share the log
+    fetch(https(nginx["tls"]), "GET", "/healthz")
+    log = written(nginx["log"], lines=lines_before + 1)
+    assert re.search(r'"GET /metrics HTTP/1.1" 404 .* id=[0-9a-f]{32}$', log, re.M)
+
+
 def test_nginx_does_not_say_its_version(nginx):
     response = fetch(https(nginx["tls"]), "GET", "/static/css/mobile.css")
     assert response.getheader("Server") == "nginx"
