@@ -92,12 +92,24 @@ def update_user(
     user.groups = _groups(group_ids)
     audit.record(actor, "staff.update", user, role=str(role), active=active)
     if password:
-        user.password_hash = _hasher().hash(password)
-        audit.record(actor, "staff.password_reset", user)
-    if password or not active:
+        _set_password(user, password, actor=actor)
+    elif not active:
         _revoke_sessions(user)
     db.session.commit()
     return user
+
+
+def reset_password(user: StaffUser, *, new: str, actor: StaffUser | str) -> None:
+    """Give a staff user a new password (`flask reset-password`); all their sessions end."""
+    check_password_strength(new, user.username)
+    _set_password(user, new, actor=actor)
+    db.session.commit()
+
+
+def _set_password(user: StaffUser, password: str, *, actor: StaffUser | str) -> None:
+    user.password_hash = _hasher().hash(password)
+    audit.record(actor, "staff.password_reset", user)
+    _revoke_sessions(user)
 
 
 def change_password(user: StaffUser, *, current: str, new: str, ip: str | None) -> None:
