@@ -2,6 +2,7 @@
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -48,10 +49,8 @@ def setup() -> None:
 @click.password_option()
 def create_admin(username: str, password: str) -> None:
     """Create an administrator with a password you type."""
-    try:
+    with _refusals_as_errors():
         staff.create(username=username, password=password, role=Role.ADMIN, actor="cli")
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from None
     click.echo(f"Administrator {username} created.")
 
 
@@ -60,9 +59,7 @@ def create_admin(username: str, password: str) -> None:
 @click.argument("username")
 def reset_password(username: str) -> None:
     """Give a staff user (the first admin who lost the printed password, say) a new one, shown once."""
-    user = staff.find(username)
-    if user is None:
-        raise click.ClickException(f"No staff user {username}.")
+    user = _staff_user(username)
     password = staff.generated_password()
     staff.reset_password(user, new=password, actor="cli")
     click.echo(f"New password of {username}, shown once: {password}")
@@ -74,9 +71,7 @@ def reset_password(username: str) -> None:
 @click.argument("username")
 def reset_totp(username: str) -> None:
     """Forget a staff user's authenticator app (a lost phone); they set up a new one at their next sign-in."""
-    user = staff.find(username)
-    if user is None:
-        raise click.ClickException(f"No staff user {username}.")
+    user = _staff_user(username)
     staff.reset_totp(user, actor="cli")
     click.echo(f"Two-factor sign-in of {username} reset; their sessions were signed out.")
 
@@ -96,10 +91,8 @@ def seed_demo(accounts: int) -> None:
 @click.option("--keep", type=click.IntRange(min=1), help="Keep only the newest KEEP backups in PATH (a directory).")
 def backup_command(path: Path, keep: int | None) -> None:
     """Copy the database to PATH (a file, or a directory for a timestamped file) while the app runs."""
-    try:
+    with _refusals_as_errors():
         written = backup.backup(path, keep=keep)
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from None
     click.echo(f"Backup written to {written}.")
 
 
@@ -109,10 +102,8 @@ def backup_command(path: Path, keep: int | None) -> None:
 @click.option("--replace", is_flag=True, help="Overwrite a database that holds data (stop the services first).")
 def restore_command(path: Path, replace: bool) -> None:
     """Put a backup back; every link sent before the restore stops working (send them again)."""
-    try:
+    with _refusals_as_errors():
         cancelled = backup.restore(path, replace=replace)
-    except ServiceError as exc:
-        raise click.ClickException(exc.message) from None
     click.echo(f"Restored {path.name}. The links of {cancelled} accounts no longer work: send them again.")
 
 
@@ -155,3 +146,19 @@ def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
                 if once:
                     return handled
                 time.sleep(idle)
+
+
+@contextmanager
+def _refusals_as_errors():
+    """A service's refusal ends the command with its message (exit status 1), never a traceback."""
+    try:
+        yield
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _staff_user(username: str):
+    user = staff.find(username)
+    if user is None:
+        raise click.ClickException(f"No staff user {username}.")
+    return user

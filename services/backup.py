@@ -16,6 +16,7 @@ from pathlib import Path
 from flask_migrate import upgrade
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from extensions import db
 from models import Account, AuditEvent, StaffUser, utcnow
@@ -83,7 +84,7 @@ def last_restore() -> datetime | None:
 def _holds_data() -> bool:
     try:
         return any(db.session.scalar(select(func.count()).select_from(model)) for model in (Account, StaffUser))
-    except Exception:  # no schema yet: nothing to lose
+    except SQLAlchemyError:  # no schema yet: nothing to lose
         db.session.rollback()
         return False
 
