@@ -922,3 +922,27 @@ def test_status_fragment_shows_the_status_label(app, csr, make_account):
 def test_status_fragment_says_a_wizard_account_is_disabled_until_activation(csr, make_account):
     account_id = make_account(wizard=True)
     assert "Disabled until activation" in csr.get(f"/accounts/{account_id}/status").get_data(as_text=True)
+
+
+# --- the lifecycle ----------------------------------------------------------------------
+
+
+def test_a_status_change_gives_the_account_and_its_history_row_the_same_status_channel_and_time():
+    account = Account(status=Status.CREATED, status_channel=None)
+
+    change = accounts.status_change(account, Status.INSTALLATION_SENT, actor="gateway vonage", channel="sms")
+
+    assert change.account_columns == {"status": Status.INSTALLATION_SENT, "status_channel": "sms",
+                                      "status_changed_at": change.at}
+    assert change.event_columns == {"status": Status.INSTALLATION_SENT, "channel": "sms",
+                                    "actor": "gateway vonage", "created_at": change.at}
+
+
+def test_the_lifecycle_stays_on_the_same_status_and_goes_back_only_to_a_resent_message():
+    account = Account(status=Status.ACTIVATION_SENT, status_channel="email")
+
+    assert accounts.status_change(account, Status.ACTIVATION_SENT, actor="x", channel="email") is None
+    assert accounts.status_change(account, Status.INSTALLED, actor="x") is None
+    resent = accounts.status_change(account, Status.INSTALLATION_SENT, actor="x", channel="sms", resend=True)
+    assert resent.account_columns["status"] is Status.INSTALLATION_SENT
+    assert accounts.status_change(account, Status.ACTIVATION_SENT, actor="x", channel="sms").channel == "sms"

@@ -307,7 +307,7 @@ def test_rendered_message_of_every_kind_carries_the_link_but_never_the_sip_passw
         token = LINK.search(body).group(1)
         message = db.session.get(Message, message_id)
         assert links.verify(token, max_age_hours=1) == message.link_hash  # this message's link, of its kind
-        assert links.glance(token, max_age_hours=1).hint == kind.value
+        assert links.read_for_page(token, max_age_hours=1).hint == kind.value
         assert db.session.scalar(select(func.count(Message.id))) == 1
 
 
