@@ -5,7 +5,6 @@ from html import unescape
 
 import pytest
 from sqlalchemy import func, insert, select, text
-from webtools import primed
 
 from extensions import db
 from models import (
@@ -19,6 +18,7 @@ from models import (
     utcnow,
 )
 from services import accounts, staff
+from tests.webtools import primed
 
 SIP_PASSWORD = "Sip-password-1234"
 

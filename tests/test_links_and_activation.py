@@ -16,12 +16,12 @@ import pytest
 import requests
 import segno
 from sqlalchemy import MetaData, Table, func, inspect, select, update
-from webtools import detached, flashes, issue_link, page_text, run_worker
 
 from extensions import db
 from models import Account, AuditEvent, Device, Message, Platform, Profile, Status
 from services import accounts, settings, staff
 from services.platforms import platform_of
+from tests.webtools import detached, flashes, issue_link, page_text, run_worker
 
 PUBLIC = "https://activate.example.test"
 LINK = re.compile(r"https://activate\.example\.test/m/([A-Za-z0-9_.\-]+)")

@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
-from webtools import detached, flashes, page_text, run_worker
 
 from extensions import db
 from models import Account, Channel, Message, MessageKind, MessageStatus, Status, utcnow
 from services import accounts, links, messaging, settings, staff
 from tests.mail import free_port
+from tests.webtools import detached, flashes, page_text, run_worker
 
 LINK = re.compile(r"https://activate\.example\.test/m/([A-Za-z0-9_.\-]+)")
 

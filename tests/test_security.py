@@ -7,16 +7,16 @@ import os
 import stat
 
 import pytest
-from conftest import KEY, PASSWORD, Client, make_config
 from flask import Flask
 from sqlalchemy import event, select
-from webtools import page_text
 from werkzeug.routing import AnyConverter
 
 from app import create_app
 from extensions import db
 from models import Account, Channel, MessageKind, Profile
 from services import bulk, groups, imports, links, messaging, staff
+from tests.support import KEY, PASSWORD, Client, make_config
+from tests.webtools import page_text
 
 NEW_PASSWORD = "a brand new passphrase 42"
 SIP_PASSWORD = "Sip-Secret-Zebra-4711"

@@ -15,10 +15,8 @@ from urllib.parse import unquote
 
 import pytest
 import requests
-from conftest import make_config
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select, update
-from webtools import run_worker, wait_for_port
 from werkzeug.http import parse_options_header
 
 from app import create_app
@@ -26,6 +24,8 @@ from extensions import db
 from models import Account, AuditEvent, Device, Message, Status
 from services import accounts, links
 from tests.mail import free_port
+from tests.support import make_config
+from tests.webtools import run_worker, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LINK = re.compile(r"https://activate\.example\.test/m/([A-Za-z0-9_.\-]+)")

@@ -16,16 +16,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import make_config
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, select, update
-from webtools import page_text, run_worker, sign_in, wait_for_port
 
 from app import create_app
 from extensions import db
 from models import AuditEvent, Message, MessageStatus, utcnow
 from services import settings
 from tests.mail import free_port
+from tests.support import make_config
+from tests.webtools import page_text, run_worker, sign_in, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Shaped like the real thing, and unique, so a hit in a log cannot be a coincidence.

@@ -11,15 +11,15 @@ from datetime import timedelta
 import pyotp
 import pytest
 from argon2 import PasswordHasher
-from conftest import PASSWORD, Client, make_config
 from sqlalchemy import select, update
-from webtools import flashes, is_sign_in_redirect, page_text, sign_in
 
 from app import create_app
 from config import Config
 from extensions import db, vault
 from models import AuditEvent, Role, StaffSession, StaffUser, utcnow
 from services import staff
+from tests.support import PASSWORD, Client, make_config
+from tests.webtools import flashes, is_sign_in_redirect, page_text, sign_in
 
 KEY = re.compile(r'<p class="mono totp-key"[^>]*>([A-Z2-7 ]+)</p>')
 WRONG = "not the password at all"
