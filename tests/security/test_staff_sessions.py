@@ -14,7 +14,6 @@ from argon2 import PasswordHasher
 from sqlalchemy import select, update
 
 from app import create_app
-from config import Config
 from extensions import db, vault
 from models import AuditEvent, Role, StaffSession, StaffUser, utcnow
 from services import staff
@@ -291,10 +290,6 @@ def test_the_csv_export_is_never_stored(csr):
 
 
 # -- 5. two-factor for every role by default ------------------------------------------------------
-
-def test_the_default_configuration_requires_two_factor_of_every_role():
-    assert sorted(Config.TOTP_REQUIRED_ROLES) == ["admin", "csr", "viewer"]
-
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.CSR, Role.VIEWER])
 def test_every_staff_role_must_set_up_two_factor_by_default(app, database_url, role):
