@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
+import config
 import services.imports  # noqa: F401  (registers the job handler of CSV imports)
 from extensions import db
 from models import Role
@@ -23,7 +24,10 @@ PRUNE_EVERY = 600
 
 
 def init_app(app: Flask) -> None:
-    """Register the commands on `flask`."""
+    """Register the commands on `flask`; an app still without its secrets has `setup` alone, to write them."""
+    if config.missing_secrets(app):
+        app.cli.add_command(setup)
+        return
     for command in (setup, create_admin, reset_password, reset_totp, seed_demo, worker, backup_command,
                     restore_command):
         app.cli.add_command(command)
@@ -32,7 +36,10 @@ def init_app(app: Flask) -> None:
 @click.command("setup")
 @with_appcontext
 def setup() -> None:
-    """Migrate the database and create the first administrator (password printed once)."""
+    """Write the development secrets if missing, migrate the database and create the first administrator."""
+    secrets_file = config.write_instance(current_app)
+    if secrets_file:
+        click.echo(f"Secrets written to {secrets_file} (readable by you only); every start reads them there.")
     upgrade()
     password = staff.ensure_first_admin()
     if password:

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import click
 from cryptography.fernet import Fernet
+from flask import Response
 
 from services import app_handoff
 from services.errors import Invalid
@@ -149,50 +150,82 @@ class ConfigError(click.ClickException, RuntimeError):
     """
 
 
+NOT_SET_UP = ("Provisio has no SECRET_KEY and PROVISIO_ENCRYPTION_KEYS yet: run `make setup` (or "
+              "`flask --app app setup`), which writes them into instance/secrets.json, then start it again.")
+SECRETS_FILE = "secrets.json"
+
+
 def load_secrets(app) -> None:
-    """Check the configuration and fill missing secrets from instance/secrets.json (created in development)."""
+    """Check the configuration and fill missing secrets from instance/secrets.json (`flask setup` writes it).
+
+    Reads only. A development app that finds its secrets nowhere still starts, for `flask setup` to
+    write them; until then it answers every request with NOT_SET_UP and has no other command.
+    """
     environment = app.config["PROVISIO_ENV"]
     if environment not in ENVIRONMENTS:
         raise ConfigError(
             f"Refusing to start with PROVISIO_ENV={environment!r}: use one of {', '.join(ENVIRONMENTS)} "
             "(unset means production)."
         )
-    production = environment == "production"
-    if production and app.debug:
+    if environment == "production" and app.debug:
         raise ConfigError("Refusing to start in production with DEBUG on.")
-    if _missing_secrets(app):
-        _read_instance_secrets(app, create=environment == "development")
-    if missing := _missing_secrets(app):
-        raise ConfigError(
-            f"Refusing to start without {', '.join(missing)}: set SECRET_KEY and "
-            "PROVISIO_ENCRYPTION_KEYS in the environment (see docs/operations.md)."
-        )
-    # The suite's apps (TESTING, from the config mapping) run on fixed, short keys; any other app may
-    # hold real accounts, whatever PROVISIO_ENV says.
-    strict = not app.config.get("TESTING")
-    _check_secret_keys(app, strict=strict)
-    _check_encryption_keys(app.config["ENCRYPTION_KEYS"], strict=strict)
+    if missing_secrets(app):
+        _read_instance_secrets(app)
+    if missing := missing_secrets(app):
+        if environment != "development":
+            raise ConfigError(
+                f"Refusing to start without {', '.join(missing)}: set SECRET_KEY and "
+                "PROVISIO_ENCRYPTION_KEYS in the environment (see docs/operations.md)."
+            )
+        app.logger.warning(NOT_SET_UP)  # what `flask run` and every command print first
+        app.before_request(_not_set_up)
+    else:
+        # The suite's apps (TESTING, from the config mapping) run on fixed, short keys; any other app
+        # may hold real accounts, whatever PROVISIO_ENV says.
+        strict = not app.config.get("TESTING")
+        _check_secret_keys(app, strict=strict)
+        _check_encryption_keys(app.config["ENCRYPTION_KEYS"], strict=strict)
     _check_app_handoff(app)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
-        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
-        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(
-            app.instance_path, "provisio.db"
-        )
+        app.config["SQLALCHEMY_DATABASE_URI"] = _instance_database(app)
 
 
-def _read_instance_secrets(app, *, create: bool) -> None:
-    """Fill missing secrets from instance/secrets.json, creating it first if allowed."""
-    path = os.path.join(app.instance_path, "secrets.json")
-    if not os.path.exists(path) and create:
-        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
-        _write_secrets(path)
+def _not_set_up() -> Response:
+    """Answer a request to an app still without its secrets: what to run."""
+    return Response(NOT_SET_UP, status=503, mimetype="text/plain")
+
+
+def _instance_database(app) -> str:
+    return "sqlite:///" + os.path.join(app.instance_path, "provisio.db")
+
+
+def _read_instance_secrets(app) -> None:
+    """Fill missing secrets from instance/secrets.json, if there is one."""
+    path = os.path.join(app.instance_path, SECRETS_FILE)
     if os.path.exists(path):
         with open(path, encoding="utf-8") as handle:
             for key, value in json.load(handle).items():
                 app.config[key] = app.config.get(key) or value
 
 
-def _missing_secrets(app) -> list[str]:
+def write_instance(app) -> str | None:
+    """Make what the app keeps in its instance folder: the folder, and the secrets if it has none yet.
+
+    For `flask setup` alone (the factory only reads). Only a development app can be without its
+    secrets here: any other refused to start. Returns the path of the secrets file it wrote, if any.
+    """
+    missing = missing_secrets(app)
+    if missing or app.config["SQLALCHEMY_DATABASE_URI"] == _instance_database(app):
+        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    if not missing:
+        return None
+    path = os.path.join(app.instance_path, SECRETS_FILE)
+    _write_secrets(path)
+    return path
+
+
+def missing_secrets(app) -> list[str]:
+    """The secrets the app was given neither in its environment nor in instance/secrets.json."""
     return [key for key in ("SECRET_KEY", "ENCRYPTION_KEYS") if not app.config.get(key)]
 
 

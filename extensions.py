@@ -1,7 +1,5 @@
 """Flask extensions, created unbound and attached to the app in init_app."""
 
-import sqlite3
-
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
@@ -11,7 +9,6 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -91,11 +88,8 @@ def _lower(value):
     return value.lower() if isinstance(value, str) else value
 
 
-@event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """Make SQLite safe for a web server and a worker sharing one file."""
-    if not isinstance(dbapi_connection, sqlite3.Connection):
-        return
+    """Make SQLite safe for a web server and a worker sharing one file (on each new connection)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -124,6 +118,10 @@ def init_app(app: Flask) -> None:
         app.config.update(SESSION_COOKIE_NAME="__Host-session", SESSION_COOKIE_PATH="/",
                           SESSION_COOKIE_DOMAIN=None)
     db.init_app(app)
+    with app.app_context():  # this app's engines only: a process (the test suite) may hold many apps
+        for engine in db.engines.values():
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, render_as_batch=True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

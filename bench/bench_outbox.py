@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.common import ROOT, ratio, scratch_env  # noqa: E402
 from gateways.base import Outgoing  # noqa: E402
 from gateways.vonage import VonageGateway  # noqa: E402
-from tests.fake_providers import FakeVonage  # noqa: E402
+from tools.fake_providers import FakeVonage  # noqa: E402
 
 MESSAGES = 10_000
 GATEWAY_ALONE = 2_000

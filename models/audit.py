@@ -30,7 +30,8 @@ class AuditEvent(db.Model):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
-@event.listens_for(Session, "before_flush")
+# On the sessions of db.session only, not on every Session of the process.
+@event.listens_for(db.session, "before_flush")
 def _audit_is_append_only(session: Session, _context, _instances) -> None:
     """Refuse any change to a written audit row."""
     for obj in (*session.dirty, *session.deleted):

@@ -203,14 +203,48 @@ def status_moves(account: Account, status: Status, *, channel: str | None = None
     return status is not account.status or channel != account.status_channel
 
 
+@dataclass(frozen=True)
+class StatusChange:
+    """One step of an account's lifecycle: what the account row and its history row get."""
+
+    status: Status
+    channel: str | None
+    actor: str
+    at: datetime
+
+    @property
+    def account_columns(self) -> dict[str, Any]:
+        """The account's status columns after the step."""
+        return {"status": self.status, "status_channel": self.channel, "status_changed_at": self.at}
+
+    @property
+    def event_columns(self) -> dict[str, Any]:
+        """The status_events row that records the step, all but its account."""
+        return {"status": self.status, "channel": self.channel, "actor": self.actor, "created_at": self.at}
+
+
+def status_change(account: Account, status: Status, *, actor: str, channel: str | None = None,
+                  resend: bool = False) -> StatusChange | None:
+    """The step to `status` and what it writes, or None when the lifecycle stays (see status_moves).
+
+    The one home of a status change's writes: set_status applies it in the ORM session, the
+    activation (services.activation) in its own Core statements.
+    """
+    if not status_moves(account, status, channel=channel, resend=resend):
+        return None
+    return StatusChange(status, channel, actor, utcnow())
+
+
 def set_status(account: Account, status: Status, *, actor: str, channel: str | None = None,
                resend: bool = False) -> bool:
-    """Move the lifecycle (see status_moves) and add the history row; False when it stays."""
-    if not status_moves(account, status, channel=channel, resend=resend):
+    """Apply status_change in the ORM session, history row included; False when the lifecycle stays."""
+    change = status_change(account, status, actor=actor, channel=channel, resend=resend)
+    if change is None:
         return False
-    account.status, account.status_channel, account.status_changed_at = status, channel, utcnow()
+    for name, value in change.account_columns.items():
+        setattr(account, name, value)
     # Added by its many-to-one side: the account's whole history is not loaded for one row.
-    db.session.add(StatusEvent(account=account, status=status, channel=channel, actor=actor))
+    db.session.add(StatusEvent(account=account, **change.event_columns))
     return True
 
 

@@ -5,15 +5,14 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import TypeVar
 from xml.etree import ElementTree
 
 from flask import current_app
-from sqlalchemy import bindparam, exists, func, insert, select, update
+from sqlalchemy import bindparam, insert, update
 
 from extensions import db
-from models import Account, AccountType, AuditEvent, Device, Group, Message, Platform, Profile, Status, StatusEvent
+from models import Account, AccountType, AuditEvent, Device, Message, Platform, Profile, Status, StatusEvent
 from models.base import utcnow
 from services import accounts, audit, links, throttle
 from services.errors import Throttled
@@ -55,15 +54,13 @@ def activate(token: str, *, settings: dict, platform: Platform, ip: str | None, 
     """
     link = None
     try:
-        link_hash = links.verify(token, max_age_hours=settings["link_max_age_hours"])
         with db.engine.connect() as connection:
-            link = connection.execute(_LINK, {"b_hash": link_hash}).one_or_none()
-            links.ensure_alive(link)
+            link = links.read_for_activation(connection, token, max_age_hours=settings["link_max_age_hours"])
             credential = secrets.token_urlsafe(32)
             answer = respond(_file(link, settings, credential))
             _consume(connection, link, Delivery(credential, platform, ip, user_agent, app_version))
     except links.LinkGone as gone:
-        refuse(link.id if link else _account_of(gone.link_hash), gone.reason, ip=ip)
+        refuse(link.id if link else links.account_id_of(gone.link_hash), gone.reason, ip=ip)
         raise
     return answer
 
@@ -80,8 +77,8 @@ class Delivery:
 
 
 def _file(link, settings: dict, credential: str) -> ActivationFile:
-    """The file a _LINK row's account gets: Snom XML for a desk phone, else the JSON document."""
-    profile = _profile_of(link)
+    """The file of a read_for_activation row's account: Snom XML for a desk phone, else the JSON document."""
+    profile = links.profile_of(link)
     if link.account_type is AccountType.SNOM:
         return snom_file(link, profile)
     return _json_file(link, profile, settings, credential)
@@ -93,9 +90,9 @@ def _consume(connection, link, delivery: Delivery) -> None:
     changes = {"link_version": link.link_version + 1, "keys_locked": False}  # the client may upload new keys
     if link.wizard:
         changes["enabled"] = True
-    moved = accounts.status_moves(link, Status.ACTIVATED)
+    moved = accounts.status_change(link, Status.ACTIVATED, actor=END_USER)
     if moved:
-        changes.update(status=Status.ACTIVATED, status_channel=None, status_changed_at=now)
+        changes.update(moved.account_columns)
     # The version moves only if it is still the one in the link: of concurrent taps, one wins.
     if not connection.execute(_CLAIM, {"b_id": link.id, "b_version": link.message_version, **changes}).rowcount:
         connection.rollback()
@@ -109,8 +106,7 @@ def _consume(connection, link, delivery: Delivery) -> None:
         "platform": delivery.platform, "app_version": (app_version or None) and app_version[:32],
         "ip": delivery.ip, "user_agent": delivery.user_agent[:512], "first_seen": now, "last_seen": now})
     if moved:
-        connection.execute(_INSERT_STATUS_EVENT, {"account_id": link.id, "status": Status.ACTIVATED,
-                                                 "channel": None, "actor": END_USER, "created_at": now})
+        connection.execute(_INSERT_STATUS_EVENT, {"account_id": link.id, **moved.event_columns})
     connection.execute(_INSERT_AUDIT_EVENT, {
         **audit.values(END_USER, "account.activate", ip=delivery.ip, platform=delivery.platform.value),
         "target_type": "account", "target_id": link.id, "target": link.username})
@@ -119,39 +115,10 @@ def _consume(connection, link, delivery: Delivery) -> None:
 
 # Built once: composing a statement costs more than running it. An UPDATE sets the columns each
 # call passes; the b_* parameters are the WHERE's.
-_PROFILE = Profile.__table__
-# One read by the link's hash: the message's columns that decide it (named as links.ensure_alive reads
-# them), the account, its effective profile (its own, else its group's) as profile__* columns, and
-# whether a device holds a live credential.
-_LINK = (
-    select(Account.__table__, Message.id.label("message_id"), Message.link_version.label("message_version"),
-           Message.link_used_at,
-           *(column.label(f"profile__{column.key}") for column in _PROFILE.c),
-           exists().where(Device.account_id == Account.id, Device.revoked_at.is_(None)).label("has_device"))
-    .select_from(Message.__table__)
-    .join(Account.__table__, Account.id == Message.account_id)
-    .join(Group.__table__, Group.id == Account.group_id)
-    .outerjoin(_PROFILE, _PROFILE.c.id == func.coalesce(Account.profile_id, Group.profile_id))
-    .where(Message.link_hash == bindparam("b_hash"))
-)
 _CLAIM = update(Account).where(Account.id == bindparam("b_id"), Account.link_version == bindparam("b_version"))
 _USED = update(Message).where(Message.id == bindparam("b_message_id"))
 _REVOKE = update(Device).where(Device.account_id == bindparam("b_account_id"), Device.revoked_at.is_(None))
 _INSERT_DEVICE, _INSERT_STATUS_EVENT, _INSERT_AUDIT_EVENT = insert(Device), insert(StatusEvent), insert(AuditEvent)
-
-
-def _profile_of(row) -> SimpleNamespace | None:
-    """The profile__* columns of a _LINK row under their own names, as document() reads them."""
-    if row.profile__id is None:
-        return None
-    return SimpleNamespace(**{column.key: getattr(row, f"profile__{column.key}") for column in _PROFILE.c})
-
-
-def _account_of(link_hash: str | None) -> int | None:
-    """The account of a link known by its hash only (an expired one), to name it in the audit log."""
-    if link_hash is None:
-        return None
-    return db.session.scalar(select(Message.account_id).where(Message.link_hash == link_hash))
 
 
 def refuse(account_id: int | None, reason: str, *, ip: str | None) -> None:

@@ -28,7 +28,7 @@ class LandingPage:
 def page(token: str, platform: Platform) -> LandingPage:
     """Verify a link for its page and return what the page shows, or raise links.LinkGone."""
     config = settings.get_all()
-    link = links.glance(token, max_age_hours=config["link_max_age_hours"])
+    link = links.read_for_page(token, max_age_hours=config["link_max_age_hours"])
     url = links.url_for_token(config["public_base_url"], token)
     downloads = {p: activation.download_url(config, p, link.security_model) for p in OFFERED}
     return LandingPage(

@@ -5,6 +5,15 @@ account id, no version). The message row keeps the nonce's SHA-256 for lookups, 
 encrypted with the vault's keys, only until the gateway accepts the message. So `SECRET_KEY` alone
 mints nothing (no row has the hash of a made-up nonce), a copy of the database alone signs nothing,
 and the link is alive while its message's link version is the account's.
+
+Three readers verify a token and find its live link, each shaped for its caller (bench/bench_landing.py
+measures what the shapes buy). Use
+- read_for_page to show or probe a link and change nothing (the landing page, a HEAD): one Core query
+  for a small Glance, no ORM objects;
+- read_for_change to change the account in the ORM session (Install, a Snom first boot): the Account,
+  with its profile and its group's;
+- read_for_activation to consume the link in Core statements on the caller's connection (activation):
+  one row with everything the activation file needs.
 """
 
 import functools
@@ -12,14 +21,15 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from flask import current_app
 from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, Row, bindparam, exists, func, select
 from sqlalchemy.orm import joinedload
 
 from extensions import db, vault
-from models import Account, Group, Message, Status
+from models import Account, Device, Group, Message, Profile, Status
 from services.errors import ServiceError
 
 SALT = "provisio.secure-link.v2"  # v1 signed [account id, version, hint]: those tokens no longer verify
@@ -33,7 +43,7 @@ class LinkGone(ServiceError):
     def __init__(self, reason: str, *, link_hash: str | None = None) -> None:
         super().__init__("This link has expired or was replaced — ask your operator for a new one.")
         self.reason = reason  # for the audit log, never shown
-        self.link_hash = link_hash  # an expired link's, so its refusal can name the account
+        self.link_hash = link_hash  # a genuine link's (its signature held), so its refusal can name the account
 
 
 @dataclass(frozen=True)
@@ -46,14 +56,27 @@ class Glance:
     security_model: str | None
 
 
-# What decides whether a link is alive, under names ensure_alive() reads: the message's version and
+# What decides whether a link is alive, under the names _ensure_alive() reads: the message's version and
 # use, the account's version and staff switch.
-LINK_COLUMNS = (Message.link_version.label("message_version"), Message.link_used_at,
-                Account.link_version, Account.staff_disabled)
+_MESSAGE_COLUMNS = (Message.link_version.label("message_version"), Message.link_used_at)
+_LINK_COLUMNS = (*_MESSAGE_COLUMNS, Account.link_version, Account.staff_disabled)
 # Built once: composing a statement costs more than running it.
-_GLANCE = (select(Message.kind, *LINK_COLUMNS, Account.owner, Account.status, Account.security_model)
-           .join(Account, Account.id == Message.account_id)
-           .where(Message.link_hash == bindparam("link_hash")))
+_FOR_PAGE = (select(Message.kind, *_LINK_COLUMNS, Account.owner, Account.status, Account.security_model)
+             .join(Account, Account.id == Message.account_id)
+             .where(Message.link_hash == bindparam("link_hash")))
+_PROFILE = Profile.__table__
+# The message's columns that decide the link, the whole account row, its effective profile (its own,
+# else its group's) as profile__* columns, and whether a device holds a live credential.
+_FOR_ACTIVATION = (
+    select(Account.__table__, Message.id.label("message_id"), *_MESSAGE_COLUMNS,
+           *(column.label(f"profile__{column.key}") for column in _PROFILE.c),
+           exists().where(Device.account_id == Account.id, Device.revoked_at.is_(None)).label("has_device"))
+    .select_from(Message.__table__)
+    .join(Account.__table__, Account.id == Message.account_id)
+    .join(Group.__table__, Group.id == Account.group_id)
+    .outerjoin(_PROFILE, _PROFILE.c.id == func.coalesce(Account.profile_id, Group.profile_id))
+    .where(Message.link_hash == bindparam("link_hash"))
+)
 
 
 def _keys() -> tuple[str, ...]:
@@ -114,37 +137,69 @@ def _expired_hash(serializer: URLSafeTimedSerializer, payload: bytes | None) -> 
     return digest(nonce) if isinstance(nonce, str) else None
 
 
-def load(token: str, *, max_age_hours: float) -> Account:
-    """Verify a token and return its account (with its profile and its group's), or raise LinkGone."""
-    link_hash = verify(token, max_age_hours=max_age_hours)
-    row = db.session.execute(
-        select(Account, *LINK_COLUMNS).join(Message, Message.account_id == Account.id)
-        .where(Message.link_hash == link_hash)
-        .options(joinedload(Account.profile), joinedload(Account.group).joinedload(Group.profile))
-    ).one_or_none()
-    ensure_alive(row)
-    return row.Account
+def read_for_page(token: str, *, max_age_hours: float) -> Glance:
+    """Verify a token for an answer that changes nothing (the landing page, a HEAD), or raise LinkGone.
 
-
-def glance(token: str, *, max_age_hours: float) -> Glance:
-    """Verify a token for its landing page, the hottest read of the server, or raise LinkGone."""
+    The hottest read of the server: one Core query on a connection of its own, no ORM session.
+    """
     link_hash = verify(token, max_age_hours=max_age_hours)
     with db.engine.connect() as connection:  # no ORM session: nothing to track, nothing to close
-        row = connection.execute(_GLANCE, {"link_hash": link_hash}).one_or_none()
-    ensure_alive(row)
+        row = connection.execute(_FOR_PAGE, {"link_hash": link_hash}).one_or_none()
+    _ensure_alive(row, link_hash)
     return Glance(str(row.kind), row.owner, row.status, row.security_model)
 
 
-def ensure_alive(link) -> None:
-    """Raise LinkGone unless a link (a row with LINK_COLUMNS) is unused, its account's newest, and enabled."""
+def read_for_change(token: str, *, max_age_hours: float) -> Account:
+    """Verify a token and return its account to change in the ORM session (Install, a Snom first boot).
+
+    The account comes with its profile and its group's; raise LinkGone if the link is dead.
+    """
+    link_hash = verify(token, max_age_hours=max_age_hours)
+    row = db.session.execute(
+        select(Account, *_LINK_COLUMNS).join(Message, Message.account_id == Account.id)
+        .where(Message.link_hash == link_hash)
+        .options(joinedload(Account.profile), joinedload(Account.group).joinedload(Group.profile))
+    ).one_or_none()
+    _ensure_alive(row, link_hash)
+    return row.Account
+
+
+def read_for_activation(connection: Connection, token: str, *, max_age_hours: float) -> Row:
+    """Verify a token and read its link on `connection` for the activation to consume, or raise LinkGone.
+
+    One row: the account's columns (`id` is the account's), `message_id`, `message_version`,
+    `has_device`, and the effective profile as profile__* columns (profile_of reads them).
+    """
+    link_hash = verify(token, max_age_hours=max_age_hours)
+    row = connection.execute(_FOR_ACTIVATION, {"link_hash": link_hash}).one_or_none()
+    _ensure_alive(row, link_hash)
+    return row
+
+
+def profile_of(row: Row) -> SimpleNamespace | None:
+    """The effective profile of a read_for_activation row under its own names, or None."""
+    if row.profile__id is None:
+        return None
+    return SimpleNamespace(**{column.key: getattr(row, f"profile__{column.key}") for column in _PROFILE.c})
+
+
+def account_id_of(link_hash: str | None) -> int | None:
+    """The account of a refused link known by its hash only, to name it in the audit log."""
+    if link_hash is None:
+        return None
+    return db.session.scalar(select(Message.account_id).where(Message.link_hash == link_hash))
+
+
+def _ensure_alive(link, link_hash: str) -> None:
+    """Raise LinkGone unless a link (a row with _LINK_COLUMNS) is unused, its account's newest and enabled."""
     if link is None:
         raise LinkGone("unknown")  # a forged or guessed token, or the account was deleted
     if link.link_used_at is not None:
-        raise LinkGone("reused")
+        raise LinkGone("reused", link_hash=link_hash)
     if link.link_version != link.message_version:
-        raise LinkGone("superseded")
+        raise LinkGone("superseded", link_hash=link_hash)
     if link.staff_disabled:
-        raise LinkGone("disabled")
+        raise LinkGone("disabled", link_hash=link_hash)
 
 
 @functools.lru_cache(maxsize=8)

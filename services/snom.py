@@ -101,7 +101,7 @@ def settings_for_secret(secret: str, mac: str, fetch: Fetch) -> ActivationFile:
 def first_boot(token: str, fetch: Fetch, *, max_age_hours: float) -> ActivationFile:
     """A token-bound URL for a new phone: binds its MAC (from the User-Agent) when the account has none."""
     try:
-        account = links.load(token, max_age_hours=max_age_hours)
+        account = links.read_for_change(token, max_age_hours=max_age_hours)
     except links.LinkGone:
         _count_failure(fetch)
         raise

@@ -2,11 +2,9 @@
 emptied after every test; apps, signed-in clients and a few objects to work on."""
 
 import os
-import re
 import threading
 
 import pytest
-from cryptography.fernet import Fernet
 from flask_migrate import upgrade
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
@@ -17,27 +15,12 @@ from config import database_url as normalise_url
 from extensions import db
 from models import Group, Profile, Role
 from services import accounts, staff
+from tests.support import Client, make_config, make_staff
 
-PASSWORD = "correct horse battery staple"
 # CI explores the same examples on every run, so a red build is reproducible; locally they vary.
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
-KEY = Fernet.generate_key().decode()
-
-
-def make_config(url: str) -> dict:
-    return {
-        "TESTING": True,
-        "PROVISIO_ENV": "testing",
-        "SECRET_KEY": "test-secret-key",
-        "ENCRYPTION_KEYS": [KEY],
-        "SQLALCHEMY_DATABASE_URI": url,
-        "SESSION_COOKIE_SECURE": False,
-        "LOGIN_MAX_FAILURES": 5,
-        "PASSWORD_HASH_PROFILE": "CHEAPEST",  # still argon2id, just fast
-        "TOTP_REQUIRED_ROLES": [],  # tests/test_totp.py turns the admins' second factor on
-    }
 
 
 @pytest.fixture(scope="session")
@@ -73,35 +56,6 @@ def app(database_url):
         db.engine.dispose()
 
 
-class Client:
-    """A browser-like test client that signs in and sends the CSRF token like a real form."""
-
-    def __init__(self, app):
-        self.http = app.test_client()
-        self.csrf = ""
-
-    def get(self, url, **kwargs):
-        return self.http.get(url, **kwargs)
-
-    def post(self, url, data=None, *, csrf=True, **kwargs):
-        data = dict(data or {})
-        if csrf:
-            data.setdefault("csrf_token", self.token())
-        return self.http.post(url, data=data, **kwargs)
-
-    def token(self) -> str:
-        if not self.csrf:
-            page = self.http.get("/auth/login", follow_redirects=True).get_data(as_text=True)
-            self.csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-        return self.csrf
-
-    def login(self, username: str, password: str = PASSWORD):
-        self.csrf = ""
-        response = self.post("/auth/login", {"username": username, "password": password})
-        self.csrf = ""  # a new session gets a new token
-        return response
-
-
 @pytest.fixture
 def live_server(app):
     """Serve the test app on a free loopback port, a thread per request, for the duration of one test."""
@@ -116,13 +70,6 @@ def live_server(app):
 @pytest.fixture
 def client(app) -> Client:
     return Client(app)
-
-
-def _staff(app, username: str, role: Role, group_ids=()):
-    with app.app_context():
-        user = staff.create(username=username, password=PASSWORD, role=role,
-                            group_ids=list(group_ids), actor="test")
-        return user.id
 
 
 @pytest.fixture
@@ -157,17 +104,17 @@ def other_group(app) -> int:
 
 @pytest.fixture
 def admin_id(app) -> int:
-    return _staff(app, "alice", Role.ADMIN)
+    return make_staff(app, "alice", Role.ADMIN)
 
 
 @pytest.fixture
 def csr_id(app, group) -> int:
-    return _staff(app, "carl", Role.CSR, [group])
+    return make_staff(app, "carl", Role.CSR, [group])
 
 
 @pytest.fixture
 def viewer_id(app, group) -> int:
-    return _staff(app, "vera", Role.VIEWER, [group])
+    return make_staff(app, "vera", Role.VIEWER, [group])
 
 
 @pytest.fixture
@@ -219,9 +166,6 @@ def make_account(app, admin_id, group):
 def ctx(app):
     """Run a block inside an app context: `with ctx(): ...`."""
     return app.app_context
-
-
-
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from html import unescape
 
 import pytest
 from sqlalchemy import func, insert, select, text
-from webtools import primed
 
 from extensions import db
 from models import (
@@ -19,6 +18,7 @@ from models import (
     utcnow,
 )
 from services import accounts, staff
+from tests.webtools import primed
 
 SIP_PASSWORD = "Sip-password-1234"
 
@@ -931,3 +931,27 @@ def test_revoking_one_key_says_one_key(app, csr, make_account):
         db.session.commit()
     response = csr.post(f"/accounts/{account_id}/revoke-keys", follow_redirects=True)
     assert "1 key of user0001 revoked" in response.get_data(as_text=True)
+
+
+# --- the lifecycle ----------------------------------------------------------------------
+
+
+def test_a_status_change_gives_the_account_and_its_history_row_the_same_status_channel_and_time():
+    account = Account(status=Status.CREATED, status_channel=None)
+
+    change = accounts.status_change(account, Status.INSTALLATION_SENT, actor="gateway vonage", channel="sms")
+
+    assert change.account_columns == {"status": Status.INSTALLATION_SENT, "status_channel": "sms",
+                                      "status_changed_at": change.at}
+    assert change.event_columns == {"status": Status.INSTALLATION_SENT, "channel": "sms",
+                                    "actor": "gateway vonage", "created_at": change.at}
+
+
+def test_the_lifecycle_stays_on_the_same_status_and_goes_back_only_to_a_resent_message():
+    account = Account(status=Status.ACTIVATION_SENT, status_channel="email")
+
+    assert accounts.status_change(account, Status.ACTIVATION_SENT, actor="x", channel="email") is None
+    assert accounts.status_change(account, Status.INSTALLED, actor="x") is None
+    resent = accounts.status_change(account, Status.INSTALLATION_SENT, actor="x", channel="sms", resend=True)
+    assert resent.account_columns["status"] is Status.INSTALLATION_SENT
+    assert accounts.status_change(account, Status.ACTIVATION_SENT, actor="x", channel="sms").channel == "sms"

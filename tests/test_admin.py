@@ -3,14 +3,14 @@
 import re
 
 import pytest
-from conftest import PASSWORD, Client
 from sqlalchemy import event, func, select
-from webtools import field_errors, flashes, is_sign_in_redirect, page_text
 
 from extensions import db
 from models import Account, AuditEvent, Group, Profile, Role, StaffUser
 from services import staff
 from services.errors import Invalid
+from tests.support import PASSWORD, Client
+from tests.webtools import field_errors, flashes, is_sign_in_redirect, page_text
 
 STRONG = "another strong passphrase 7"
 PROFILE_FORM = {"name": "Edge", "description": "", "sip_host": "sip.edge.example.net",

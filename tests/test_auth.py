@@ -7,14 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, Client, make_config
 from sqlalchemy import func, select
-from webtools import flashes, is_sign_in_redirect, sign_in
 
 from app import create_app
 from extensions import db
 from models import AuditEvent, Role, StaffSession, StaffUser
 from services import staff
+from tests.support import PASSWORD, Client, make_config
+from tests.webtools import flashes, is_sign_in_redirect, sign_in
 
 NEW_PASSWORD = "a brand new passphrase 42"
 

@@ -6,16 +6,16 @@ import threading
 import uuid
 
 import pytest
-from conftest import Client, make_config
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
-from webtools import issue_link
 
 from app import create_app
 from extensions import db
 from models import Account, AccountType, Group, Profile, Role, Status, StatusEvent
 from services import accounts, staff
+from tests.support import Client, make_config
+from tests.webtools import issue_link
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")

@@ -6,11 +6,11 @@ import re
 import uuid
 
 from sqlalchemy import func, select
-from webtools import detached, flashes, page_text, run_worker
 
 from extensions import db
 from models import Account, AuditEvent, Job, JobState, Message, MessageStatus
 from services import jobs
+from tests.webtools import detached, flashes, page_text, run_worker
 
 
 def review(browser, action: str, *, ids=(), scope: str = "selected", q: str = "", **extra):

@@ -2,11 +2,11 @@
 
 import re
 
-from conftest import Client
 from sqlalchemy import func, select
 
 from extensions import db
 from models import Account, Role, StaffUser, Status, StatusEvent
+from tests.support import Client
 
 
 def run(app, *args: str, input: str | None = None):

@@ -9,11 +9,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
-from webtools import issue_link
 
 from extensions import db
 from models import Account, AuditEvent, Device, LicenceState, Platform, Status, utcnow
 from services import accounts, snom
+from tests.webtools import issue_link
 
 APP_VERSION = "2.4.1"
 SNOM_MAC = "000413922D24"

@@ -8,11 +8,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 from sqlalchemy import select
-from webtools import issue_link, run_worker
 
 from extensions import db
 from models import Account, AuditEvent, Device, Message, MessageStatus, Status
 from services import accounts
+from tests.webtools import issue_link, run_worker
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")

@@ -10,11 +10,11 @@ import re
 
 import pytest
 from sqlalchemy import func, select
-from webtools import detached, flashes, page_text, primed, run_worker
 
 from extensions import db, vault
 from models import AccessRule, Account, AuditEvent, Job, JobState, Message, Status, StatusEvent
 from services import idempotency, imports, staff
+from tests.webtools import detached, flashes, page_text, primed, run_worker
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT_DIR, "static", "samples", "accounts-sample.csv")

@@ -4,12 +4,12 @@ a killed worker's job is taken again, and only its creator (or an admin) may fol
 from datetime import timedelta
 
 import pytest
-from webtools import detached, run_worker
 
 from extensions import db
 from models import Group, Job, JobState, utcnow
 from services import jobs, staff
 from services.errors import NotFound, ServiceError
+from tests.webtools import detached, run_worker
 
 seen_progress: list[tuple[int, int]] = []
 

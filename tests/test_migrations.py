@@ -6,7 +6,6 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import make_config
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
@@ -14,6 +13,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from extensions import db
 from models.account import include_in_autogenerate
+from tests.support import make_config
 
 
 def schema_diff(app) -> list:

@@ -9,7 +9,8 @@ import schemathesis
 import yaml
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
-from webtools import issue_link
+
+from tests.webtools import issue_link
 
 SPEC = Path(__file__).resolve().parent.parent / "docs" / "client-api.yaml"
 API_PREFIX = "/api/client/v1"

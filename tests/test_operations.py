@@ -6,15 +6,15 @@ import logging
 import re
 
 import pytest
-from conftest import PASSWORD, Client, make_config
 from flask_migrate import upgrade
 from sqlalchemy import select
-from webtools import issue_link, run_worker
 
 from app import create_app
 from extensions import db
 from models import Account, Channel, Message, MessageKind, Status, WorkerBeat
 from services import accounts, health, messaging, staff
+from tests.support import PASSWORD, Client, make_config
+from tests.webtools import issue_link, run_worker
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")

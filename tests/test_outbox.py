@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
-from webtools import detached, flashes, page_text, run_worker
 
 from extensions import db
 from models import Account, Channel, Message, MessageKind, MessageStatus, Status, utcnow
 from services import accounts, links, messaging, settings, staff
 from tests.mail import free_port
+from tests.webtools import detached, flashes, page_text, run_worker
 
 LINK = re.compile(r"https://activate\.example\.test/m/([A-Za-z0-9_.\-]+)")
 
@@ -307,7 +307,7 @@ def test_rendered_message_of_every_kind_carries_the_link_but_never_the_sip_passw
         token = LINK.search(body).group(1)
         message = db.session.get(Message, message_id)
         assert links.verify(token, max_age_hours=1) == message.link_hash  # this message's link, of its kind
-        assert links.glance(token, max_age_hours=1).hint == kind.value
+        assert links.read_for_page(token, max_age_hours=1).hint == kind.value
         assert db.session.scalar(select(func.count(Message.id))) == 1
 
 

@@ -11,13 +11,13 @@ import subprocess
 import sys
 from collections import Counter
 
-from conftest import KEY
 from sqlalchemy import select
 
 from extensions import db, vault
 from models import Account, Channel, Message, MessageKind, MessageStatus
 from services import messaging, settings, staff
-from tests.fake_providers import FakeVonage
+from tests.support import KEY
+from tools.fake_providers import FakeVonage
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MESSAGES = 1000

@@ -3,12 +3,12 @@
 import threading
 
 import pytest
-from webtools import issue_link
 from werkzeug.serving import make_server
 
 from extensions import db
 from models import Account, Status
 from services import accounts, links, settings, staff
+from tests.webtools import issue_link
 from tools.client import Client, main
 
 

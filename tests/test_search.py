@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
-from webtools import page_text
 
 from extensions import db, vault
 from models import Account, AccountType, Group, Status, StatusEvent
 from services import accounts, search, staff
+from tests.webtools import page_text
 
 LISTED = re.compile(r'<td><a href="/accounts/\d+">([^<]+)</a></td>')
 

@@ -7,10 +7,8 @@ import os
 import stat
 
 import pytest
-from conftest import KEY, PASSWORD, Client, make_config
 from flask import Flask
 from sqlalchemy import event, select
-from webtools import page_text
 from werkzeug.routing import AnyConverter
 
 import headers
@@ -18,6 +16,8 @@ from app import create_app
 from extensions import db
 from models import Account, Channel, MessageKind, Profile
 from services import bulk, groups, imports, links, messaging, staff
+from tests.support import KEY, PASSWORD, Client, make_config
+from tests.webtools import page_text
 
 NEW_PASSWORD = "a brand new passphrase 42"
 SIP_PASSWORD = "Sip-Secret-Zebra-4711"
@@ -314,18 +314,42 @@ def test_production_refuses_to_start_with_flask_debug_in_the_environment(empty_i
         create_app(PRODUCTION)
 
 
-def test_development_creates_an_owner_only_secrets_file(empty_instance):
-    app = create_app({"PROVISIO_ENV": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://",
-                      "SECRET_KEY": None, "ENCRYPTION_KEYS": []})
+DEVELOPMENT = {"PROVISIO_ENV": "development", "SECRET_KEY": None, "ENCRYPTION_KEYS": [],
+               "PASSWORD_HASH_PROFILE": "CHEAPEST"}
 
+
+def test_development_without_secrets_writes_nothing_and_every_page_says_to_run_setup(empty_instance):
+    app = create_app({**DEVELOPMENT, "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+
+    assert list(empty_instance.iterdir()) == []  # the factory reads, never writes
+    response = app.test_client().get("/auth/login")
+    assert response.status_code == 503
+    assert "run `make setup` (or `flask --app app setup`)" in response.get_data(as_text=True)
+    worker = app.test_cli_runner().invoke(args=["worker", "--once"])
+    assert worker.exit_code != 0 and "No such command 'worker'" in worker.output
+
+
+def test_setup_writes_owner_only_secrets_that_every_later_start_reads(empty_instance):
+    database = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{empty_instance / 'provisio.db'}"}
+    first = create_app({**DEVELOPMENT, **database})
+
+    result = first.test_cli_runner().invoke(args=["setup"])
+
+    assert result.exit_code == 0, result.output
+    assert "password: " in result.output
     path = empty_instance / "secrets.json"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     stored = json.loads(path.read_text())
+    app = create_app({**DEVELOPMENT, **database})
     assert app.config["SECRET_KEY"] == stored["SECRET_KEY"]
     assert app.config["ENCRYPTION_KEYS"] == stored["ENCRYPTION_KEYS"]
-    again = create_app({"PROVISIO_ENV": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://",
-                        "SECRET_KEY": None, "ENCRYPTION_KEYS": []})
-    assert again.config["SECRET_KEY"] == stored["SECRET_KEY"]
+    assert app.test_client().get("/auth/login").status_code == 200
+    again = app.test_cli_runner().invoke(args=["setup"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(path.read_text()) == stored  # written once
+    for started in (first, app):
+        with started.app_context():
+            db.engine.dispose()
 
 
 @pytest.mark.parametrize(("url", "added"), [

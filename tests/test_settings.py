@@ -4,9 +4,7 @@ for the gateways only; each gateway declares the fields the settings form asks f
 import logging
 
 import pytest
-from security.html_forms import forms
 from sqlalchemy import select
-from webtools import page_text
 from wtforms import PasswordField
 
 from blueprints.admin.forms import gateway_field, settings_form
@@ -14,6 +12,8 @@ from extensions import db, vault
 from gateways import SMS_GATEWAYS, SmtpGateway
 from models import AuditEvent
 from services import settings
+from tests.security.html_forms import forms
+from tests.webtools import page_text
 
 MAIL = {"mode": "smtp", "host": "relay.example.test", "port": 587, "starttls": True, "username": "relay",
         "sender": "provisio@example.test"}

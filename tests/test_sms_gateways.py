@@ -11,7 +11,7 @@ from gateways.base import Outcome, Outgoing
 from gateways.clickatell import ClickatellGateway
 from gateways.orange import OrangeGateway
 from gateways.vonage import VonageGateway
-from tests.fake_providers import FakeAspsms, FakeClickatell, FakeOrange, FakeVonage
+from tools.fake_providers import FakeAspsms, FakeClickatell, FakeOrange, FakeVonage
 
 NUMBER = "+41791234567"
 UNROUTABLE = "+99912345678"

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from extensions import db
 from models import Account, Message, MessageStatus
 from services import receipts, settings
-from tests.fake_providers import FakeVonage
+from tools.fake_providers import FakeVonage
 
 
 def configure_vonage(admin, base_url: str):

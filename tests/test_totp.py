@@ -7,12 +7,12 @@ import time
 
 import pyotp
 import pytest
-from conftest import PASSWORD, Client
 from sqlalchemy import select
-from webtools import flashes, page_text
 
 from extensions import db, vault
 from models import AuditEvent, StaffUser
+from tests.support import PASSWORD, Client
+from tests.webtools import flashes, page_text
 
 KEY = re.compile(r'<p class="mono totp-key"[^>]*>([A-Z2-7 ]+)</p>')
 

@@ -5,7 +5,7 @@ import re
 import socket
 import time
 
-from conftest import PASSWORD, Client
+from tests.support import PASSWORD, Client
 
 FLASH = re.compile(r'<div class="flash flash--(\w+)"[^>]*>(.*?)</div>', re.S)
 FIELD_BLOCK = re.compile(r'<div class="field[^"]*field--error[^"]*">(.*?)</div>', re.S)

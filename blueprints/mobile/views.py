@@ -83,7 +83,7 @@ def render_landing(page: landing_page.LandingPage) -> str:
 def install(token: str):
     """Record "Installed" and send the user to the app build for their platform and security model."""
     config = settings.get_all()
-    account = links.load(token, max_age_hours=config["link_max_age_hours"])
+    account = links.read_for_change(token, max_age_hours=config["link_max_age_hours"])
     platform = _chosen_platform()
     url = activation.download_url(config, platform, account.security_model)
     activation.record_install(account, platform)
@@ -110,7 +110,7 @@ def activation_file(token: str):
     if not app_version:
         abort(400, "This address is for the app. Open the link you received and tap Activate.")
     if request.method == "HEAD":  # Flask routes HEAD here too: it may tell whether the link works, never use it
-        links.glance(token, max_age_hours=settings.get("link_max_age_hours"))
+        links.read_for_page(token, max_age_hours=settings.get("link_max_age_hours"))
         return Response(headers=ACTIVATION_HEADERS)
     return _deliver(token, platform=platform_of(request.user_agent.string), app_version=app_version)
 

@@ -6,7 +6,7 @@ import pytest
 
 from extensions import db
 from models import AuditEvent
-from tests.conftest import PASSWORD
+from tests.support import PASSWORD
 
 pytestmark = pytest.mark.e2e
 

@@ -4,11 +4,11 @@ CSV import whose page follows the worker by itself (its script polls; the page m
 import threading
 
 import pytest
-from webtools import run_worker
 
 from extensions import db
 from models import Account
 from tests.e2e.test_console_browser import sign_in
+from tests.webtools import run_worker
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,7 @@ import pytest
 
 from extensions import db
 from models import Account
-from tests.conftest import PASSWORD
+from tests.support import PASSWORD
 
 pytestmark = pytest.mark.e2e
 

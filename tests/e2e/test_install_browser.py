@@ -6,11 +6,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import func, select
-from webtools import issue_link
 
 from extensions import db
 from models import Account, Status, StatusEvent
 from services import settings
+from tests.webtools import issue_link
 
 pytestmark = pytest.mark.e2e
 

@@ -2,10 +2,10 @@
 
 import pytest
 from sqlalchemy import update
-from webtools import issue_link
 
 from extensions import db
 from models import Account, Status
+from tests.webtools import issue_link
 
 pytestmark = pytest.mark.e2e
 

@@ -5,14 +5,14 @@ import json
 
 import pytest
 from sqlalchemy import select
-from webtools import field_errors, flashes, page_text, run_worker
 
 from extensions import db
 from models import Account, Channel, Message, MessageKind, MessageStatus, Profile
-from security.html_forms import forms
 from services import keyset, message_templates, messaging, search, settings, staff
 from services.errors import Invalid
 from services.template_sandbox import MAX_TEXT
+from tests.security.html_forms import forms
+from tests.webtools import field_errors, flashes, page_text, run_worker
 
 HUGE = "99999999999999999999"  # past 64 bits: SQLite's driver overflows; past 32, PostgreSQL's INTEGER ids do
 

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import KEY, Client, make_config
 from cryptography.fernet import Fernet
 
 from app import create_app
@@ -22,6 +21,7 @@ from extensions import db
 from models import Setting
 from services import receipts, settings
 from services.errors import Invalid
+from tests.support import KEY, Client, make_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "provisio.env.example"

@@ -11,7 +11,6 @@ import os
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from conftest import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -20,8 +19,9 @@ from werkzeug.routing import AnyConverter, IntegerConverter, Rule
 
 from extensions import db
 from models import Account, Channel, Group, Job, Message, MessageKind, Profile, Role, StaffUser
-from security.html_forms import forms
 from services import bulk, idempotency, messaging, staff
+from tests.security.html_forms import forms
+from tests.support import Client
 
 STAFF_BLUEPRINTS = ("console", "imports", "admin", "auth")  # auth last: its forms may sign the client out
 SKIP = {"auth.logout"}  # takes no input, and would end the session the other routes are fuzzed in

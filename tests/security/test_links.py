@@ -8,17 +8,14 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from contextlib import contextmanager
 from urllib.parse import unquote
 
 import pytest
 import requests
-from conftest import make_config
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select, update
-from webtools import run_worker, wait_for_port
 from werkzeug.http import parse_options_header
 
 from app import create_app
@@ -26,6 +23,8 @@ from extensions import db
 from models import Account, AuditEvent, Device, Message, Status
 from services import accounts, links
 from tests.mail import free_port
+from tests.support import make_config, signed_in_the_past
+from tests.webtools import run_worker, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LINK = re.compile(r"https://activate\.example\.test/m/([A-Za-z0-9_.\-]+)")
@@ -35,12 +34,13 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/60
           "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
 
 
-def sent_link(app, csr, mail_settings, account_id: int) -> str:
-    """The CSR presses Send (secure link, by e-mail); the worker delivers it; return the mailed token."""
+def sent_link(app, csr, mail_settings, account_id: int, *, hours_ago: float = 0) -> str:
+    """The CSR presses Send (a link by e-mail); the worker mails it, signed `hours_ago`; return its token."""
     sent = csr.post(f"/accounts/{account_id}/send",
                     {"kind": "link", "channel": "email", "idempotency_key": uuid.uuid4().hex})
     assert sent.status_code == 302
-    run_worker(app)
+    with signed_in_the_past(hours=hours_ago):
+        run_worker(app)
     return LINK.search(mail_settings.inbox.messages[-1].get_content()).group(1)
 
 
@@ -300,10 +300,9 @@ def test_an_expired_link_is_refused_naming_the_account(app, csr, mail_settings, 
     from services import settings
 
     account_id = make_account(wizard=True)
-    token = sent_link(app, csr, mail_settings, account_id)
     with app.app_context():
-        settings.save({"link_max_age_hours": 1 / 3600}, actor="test")  # one second
-    time.sleep(2.1)
+        lifetime = settings.get("link_max_age_hours")
+    token = sent_link(app, csr, mail_settings, account_id, hours_ago=lifetime + 1)
 
     assert app.test_client().get(f"/m/{token}/activation", headers=APP).status_code == 410
 

@@ -16,16 +16,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import make_config
 from cryptography.fernet import Fernet
-from sqlalchemy import select, update
-from webtools import page_text, run_worker, sign_in, wait_for_port
+from sqlalchemy import create_engine, select, update
 
 from app import create_app
 from extensions import db
 from models import AuditEvent, Message, MessageStatus, utcnow
 from services import settings
 from tests.mail import free_port
+from tests.support import make_config
+from tests.webtools import page_text, run_worker, sign_in, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # Shaped like the real thing, and unique, so a hit in a log cannot be a coincidence.
@@ -366,3 +366,18 @@ def test_no_sqlite_index_depends_on_a_sql_function(app):
     with sqlite3.connect(path) as connection:  # the app's lower() differs from the stock tool's
         indexes = connection.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         assert [name for name, sql in indexes if "(" in sql.split(" ON ", 1)[1].split("(", 1)[1]] == []
+
+
+def test_the_sqlite_settings_are_made_on_the_apps_own_connections_only(app, tmp_path):
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("a SQLite file only")
+    with app.app_context(), db.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    other = create_engine(f"sqlite:///{tmp_path / 'other.db'}")  # another engine of the same process
+    try:
+        with other.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 0
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "delete"
+    finally:
+        other.dispose()

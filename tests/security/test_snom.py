@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from extensions import db
 from models import Account, AuditEvent, Status
 from services import settings, snom
-from tests.conftest import Client, _staff
+from tests.support import Client, make_staff
 from tests.webtools import issue_link
 
 MAC = "000413AE765E"
@@ -178,7 +178,7 @@ def test_rotation_needs_the_form_token(app, csr, phone_account):
 
 
 def test_only_a_writer_of_the_accounts_group_can_rotate(app, csr, viewer, other_group, phone_account):
-    _staff(app, "olga", "csr", [other_group])
+    make_staff(app, "olga", "csr", [other_group])
     outsider = Client(app)
     outsider.login("olga")
     secret = make_secret(app, phone_account)

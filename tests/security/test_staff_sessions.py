@@ -11,15 +11,14 @@ from datetime import timedelta
 import pyotp
 import pytest
 from argon2 import PasswordHasher
-from conftest import PASSWORD, Client, make_config
 from sqlalchemy import select, update
-from webtools import flashes, is_sign_in_redirect, page_text, sign_in
 
 from app import create_app
-from config import Config
 from extensions import db, vault
 from models import AuditEvent, Role, StaffSession, StaffUser, utcnow
 from services import staff
+from tests.support import PASSWORD, Client, make_config
+from tests.webtools import flashes, is_sign_in_redirect, page_text, sign_in
 
 KEY = re.compile(r'<p class="mono totp-key"[^>]*>([A-Z2-7 ]+)</p>')
 WRONG = "not the password at all"
@@ -291,10 +290,6 @@ def test_the_csv_export_is_never_stored(csr):
 
 
 # -- 5. two-factor for every role by default ------------------------------------------------------
-
-def test_the_default_configuration_requires_two_factor_of_every_role():
-    assert sorted(Config.TOTP_REQUIRED_ROLES) == ["admin", "csr", "viewer"]
-
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.CSR, Role.VIEWER])
 def test_every_staff_role_must_set_up_two_factor_by_default(app, database_url, role):

@@ -11,13 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import PASSWORD, _staff
 from sqlalchemy import func, select
-from webtools import field_errors, flashes, page_text, run_worker, sign_in
 
 from extensions import db
 from models import Account, Job, Message, Role
 from services import accounts
+from tests.support import PASSWORD, make_staff
+from tests.webtools import field_errors, flashes, page_text, run_worker, sign_in
 
 THEIR_VALUES = {"username": "bertha-gb", "callerid": "+41795550307", "secondary_callerid": "+41795550308",
                 "owner": "Bertha Brandt", "email": "bertha@group-b.example", "mac_address": "000413A0B0C0"}
@@ -30,7 +30,7 @@ KEY_REFUSED = "one-time key is missing or was altered"
 @pytest.fixture
 def rival(app, other_group):
     """Dora, a CSR of group B only, signed in."""
-    _staff(app, "dora", Role.CSR, [other_group])
+    make_staff(app, "dora", Role.CSR, [other_group])
     return sign_in(app, "dora")
 
 

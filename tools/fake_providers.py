@@ -1,4 +1,4 @@
-"""Local HTTP servers that speak each SMS provider's API, for the gateway tests.
+"""Local HTTP servers that speak each SMS provider's API, for the gateway tests and the benchmarks.
 
 Each fake listens on a free port of 127.0.0.1, checks authentication, the required parameters and the
 number, answers with the provider's own success and error bodies and status codes, keeps what it
