@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import or_, select, update
 
 from extensions import db
 from models import Job, JobState, StaffUser, utcnow
+from services import leases
 from services.errors import NotFound, ServiceError
 
 log = logging.getLogger(__name__)
@@ -58,15 +58,8 @@ def progress(job: Job, done: int, phase: str | None = None) -> None:
 def claim(*, now=None) -> Job | None:
     """Take the oldest queued job (or one whose worker died) under a lease, atomically."""
     now = now or utcnow()
-    free = or_(Job.lease_until.is_(None), Job.lease_until < now)
-    due = (select(Job.id).where(Job.state.in_((JobState.QUEUED, JobState.RUNNING)), free)
-           .order_by(Job.id).limit(1).with_for_update(skip_locked=True).scalar_subquery())
-    job_id = db.session.scalar(
-        update(Job).where(Job.id == due, free)
-        .values(state=JobState.RUNNING, lease_until=now + _lease(), attempts=Job.attempts + 1)
-        .returning(Job.id).execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    job_id = leases.claim(Job, due=Job.state.in_((JobState.QUEUED, JobState.RUNNING)), order_by=(Job.id,),
+                          lease=_lease(), now=now, state=JobState.RUNNING)
     return db.session.get(Job, job_id) if job_id else None
 
 
