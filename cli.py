@@ -8,10 +8,9 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
-import services.imports  # noqa: F401  (registers the job handler of CSV imports)
 from extensions import db
 from models import Role
-from services import demo, jobs, messaging, staff, throttle
+from services import demo, job_kinds, jobs, messaging, staff, throttle
 from services.errors import ServiceError
 
 # Rate counters (services.throttle) whose window started a day ago are dead: an idle worker deletes them
@@ -96,7 +95,7 @@ def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
     with app.app_context():
         while True:
             try:
-                delivered = messaging.run_once() or jobs.run_next()
+                delivered = messaging.run_once() or jobs.run_next(job_kinds.HANDLERS)
             except Exception:  # a broken message or a database hiccup must not stop the worker
                 app.logger.exception("outbox delivery failed; the message's lease lets it be retried")
                 delivered = False

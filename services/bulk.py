@@ -12,6 +12,7 @@ from models import Account, Channel, Job, MessageKind, StaffUser
 from services import accounts, audit, idempotency, jobs, messaging
 from services.errors import Invalid, ServiceError
 
+KIND = "bulk"
 CHUNK = 500
 SENDS = {f"send-{kind.value}-{channel.value}": (kind, channel)
          for kind in (MessageKind.LINK, MessageKind.INSTALL, MessageKind.ACTIVATION) for channel in Channel}
@@ -47,7 +48,7 @@ def start(user: StaffUser, action: str, ids: list[int], *, key: str, scope: dict
     stored_key = idempotency.from_client(key, actor=user, purpose=f"bulk:{action}")
     if (existing := _by_key(stored_key, user)) is not None:
         return existing
-    job = Job(kind="bulk", payload={"action": action, "ids": ids}, total=len(ids), staff_id=user.id,
+    job = Job(kind=KIND, payload={"action": action, "ids": ids}, total=len(ids), staff_id=user.id,
               phase=describe(action), idempotency_key=stored_key)
     db.session.add(job)
     db.session.flush()
@@ -64,11 +65,10 @@ def start(user: StaffUser, action: str, ids: list[int], *, key: str, scope: dict
 
 
 def _by_key(key: str, user: StaffUser) -> Job | None:
-    return db.session.scalar(select(Job).where(Job.idempotency_key == key, Job.kind == "bulk",
+    return db.session.scalar(select(Job).where(Job.idempotency_key == key, Job.kind == KIND,
                                                Job.staff_id == user.id))
 
 
-@jobs.handler("bulk")
 def run(job: Job) -> dict[str, Any]:
     """Apply the action chunk by chunk; each chunk commits, so a restarted job repeats nothing twice
     (sends carry one idempotency key per job and account)."""

@@ -1,8 +1,9 @@
 """Background jobs (CSV import, bulk actions): queued by a view, run by `flask worker`, followed on a
-progress page. A handler registers per kind; it reports progress, and what it returns is the result."""
+progress page. Each kind has a handler (the table is services.job_kinds); it reports progress, and what it
+returns is the result."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -16,17 +17,6 @@ from services.errors import NotFound, ServiceError
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], dict[str, Any]]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register the function that runs jobs of `kind`."""
-
-    def register(function: Handler) -> Handler:
-        HANDLERS[kind] = function
-        return function
-
-    return register
 
 
 def start(kind: str, payload: dict[str, Any], *, total: int, actor: StaffUser, phase: str = "Waiting") -> Job:
@@ -63,8 +53,8 @@ def claim(*, now=None) -> Job | None:
     return db.session.get(Job, job_id) if job_id else None
 
 
-def run_next() -> bool:
-    """Run one job to its end; return False when none was waiting."""
+def run_next(handlers: Mapping[str, Handler]) -> bool:
+    """Run one job to its end with the handler of its kind; return False when none was waiting."""
     job = claim()
     if job is None:
         return False
@@ -72,7 +62,7 @@ def run_next() -> bool:
     try:
         if job.attempts > current_app.config["OUTBOX_MAX_ATTEMPTS"]:
             raise ServiceError("The job was interrupted too many times.")
-        result = HANDLERS[job.kind](job)
+        result = handlers[job.kind](job)
     except ServiceError as exc:
         _finish(job_id, JobState.FAILED, error=exc.message)
     except Exception:

@@ -10,7 +10,7 @@ from webtools import detached, flashes, page_text, run_worker
 
 from extensions import db
 from models import Account, AuditEvent, Job, JobState, Message, MessageStatus
-from services import jobs
+from services import bulk, job_kinds, jobs
 
 
 def review(browser, action: str, *, ids=(), scope: str = "selected", q: str = "", **extra):
@@ -95,10 +95,10 @@ def test_a_restarted_bulk_send_sends_nothing_twice(app, csr, mail_settings, make
     confirm(csr, "send-install-email", 2, ids=ids)
     with app.app_context():
         job = db.session.scalar(select(Job))
-        jobs.HANDLERS["bulk"](job)  # a worker did the work, then died before marking the job done
+        bulk.run(job)  # a worker did the work, then died before marking the job done
         job.state, job.lease_until = JobState.QUEUED, None
         db.session.commit()
-        assert jobs.run_next()
+        assert jobs.run_next(job_kinds.HANDLERS)
         assert db.session.scalar(select(func.count(Message.id))) == 2
 
 
