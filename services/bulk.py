@@ -5,11 +5,10 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Account, Channel, Job, MessageKind, StaffUser
-from services import accounts, audit, idempotency, jobs, messaging
+from services import accounts, idempotency, jobs, messaging
 from services.errors import Invalid, ServiceError
 
 KIND = "bulk"
@@ -46,27 +45,10 @@ def start(user: StaffUser, action: str, ids: list[int], *, key: str, scope: dict
     if not ids:
         raise Invalid("No account is selected: tick some, or choose every account of the search.")
     stored_key = idempotency.from_client(key, actor=user, purpose=f"bulk:{action}")
-    if (existing := _by_key(stored_key, user)) is not None:
-        return existing
-    job = Job(kind=KIND, payload={"action": action, "ids": ids}, total=len(ids), staff_id=user.id,
-              phase=describe(action), idempotency_key=stored_key)
-    db.session.add(job)
-    db.session.flush()
     # What was touched, for the audit log: the search (or the ticked ids) and the job that ran it.
-    audit.record(user, f"bulk.{action}", count=len(ids), job=job.id, **scope)
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same confirmation won a race: its job stands
-        db.session.rollback()
-        if (existing := _by_key(stored_key, user)) is not None:
-            return existing
-        raise
-    return job
-
-
-def _by_key(key: str, user: StaffUser) -> Job | None:
-    return db.session.scalar(select(Job).where(Job.idempotency_key == key, Job.kind == KIND,
-                                               Job.staff_id == user.id))
+    return jobs.start(KIND, {"action": action, "ids": ids}, total=len(ids), actor=user,
+                      phase=describe(action), idempotency_key=stored_key,
+                      audit_action=f"bulk.{action}", audit_detail={"count": len(ids), **scope})
 
 
 def run(job: Job) -> dict[str, Any]:

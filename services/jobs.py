@@ -8,10 +8,12 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Job, JobState, StaffUser, utcnow
-from services import leases
+from services import audit, leases
 from services.errors import NotFound, ServiceError
 
 log = logging.getLogger(__name__)
@@ -19,11 +21,27 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Job], dict[str, Any]]
 
 
-def start(kind: str, payload: dict[str, Any], *, total: int, actor: StaffUser, phase: str = "Waiting") -> Job:
-    """Queue a job for the worker."""
-    job = Job(kind=kind, payload=payload, total=total, staff_id=actor.id, phase=phase)
+def start(kind: str, payload: dict[str, Any], *, total: int, actor: StaffUser, phase: str = "Waiting",
+          idempotency_key: str | None = None, audit_action: str | None = None,
+          audit_detail: dict[str, Any] | None = None) -> Job:
+    """Queue a job for the worker, with its audit row (`audit_action`, which names the job) in the same
+    transaction. A job with an `idempotency_key` (from services.idempotency) starts once: the same key
+    finds the job it started, also when two requests with it race."""
+    if idempotency_key and (existing := _by_key(kind, idempotency_key, actor)) is not None:
+        return existing
+    job = Job(kind=kind, payload=payload, total=total, staff_id=actor.id, phase=phase,
+              idempotency_key=idempotency_key)
     db.session.add(job)
-    db.session.commit()
+    try:
+        if audit_action:
+            db.session.flush()  # the audit row names the job's id
+            audit.record(actor, audit_action, job=job.id, **(audit_detail or {}))
+        db.session.commit()
+    except IntegrityError:  # the same key won a race: its job stands
+        db.session.rollback()
+        if idempotency_key and (existing := _by_key(kind, idempotency_key, actor)) is not None:
+            return existing
+        raise
     return job
 
 
@@ -83,6 +101,11 @@ def _finish(job_id: int, state: JobState, *, result: dict[str, Any] | None = Non
     if state is JobState.DONE:
         job.done = job.total
     db.session.commit()
+
+
+def _by_key(kind: str, key: str, actor: StaffUser) -> Job | None:
+    return db.session.scalar(select(Job).where(Job.idempotency_key == key, Job.kind == kind,
+                                               Job.staff_id == actor.id))
 
 
 def _lease() -> timedelta:

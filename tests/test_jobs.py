@@ -7,7 +7,7 @@ import pytest
 from webtools import detached, run_worker
 
 from extensions import db
-from models import Group, Job, JobState, utcnow
+from models import AuditEvent, Group, Job, JobState, utcnow
 from services import job_kinds, jobs, staff
 from services.errors import NotFound, ServiceError
 
@@ -89,3 +89,26 @@ def test_only_the_creator_or_an_admin_may_follow_a_job(app, admin_id, csr_id):
             jobs.get_visible(other, staff.get(csr_id))
         with pytest.raises(NotFound):
             jobs.get_visible(job_id, staff.get(csr_id), kind="import")
+
+
+def test_two_starts_with_one_key_start_one_job_even_when_they_race(app, admin_id, monkeypatch):
+    key = "5a3e" + "0" * 60
+    with app.app_context():
+        actor = staff.get(admin_id)
+        first = jobs.start("test-groups", {"names": ["A"]}, total=1, actor=actor, idempotency_key=key,
+                           audit_action="test.start")
+        assert jobs.start("test-groups", {"names": ["A"]}, total=1, actor=actor, idempotency_key=key).id == first.id
+
+        # The second request looked before the first committed: the unique key refuses its row.
+        real_by_key, looks = jobs._by_key, []
+
+        def before_the_commit(*args):
+            looks.append(args)
+            return None if len(looks) == 1 else real_by_key(*args)
+
+        monkeypatch.setattr(jobs, "_by_key", before_the_commit)
+        raced = jobs.start("test-groups", {"names": ["A"]}, total=1, actor=actor, idempotency_key=key,
+                           audit_action="test.start")
+        assert raced.id == first.id and len(looks) == 2  # looked again after the refused commit
+        assert db.session.scalar(db.select(db.func.count(Job.id))) == 1
+        assert db.session.scalar(db.select(db.func.count(AuditEvent.id)).where(AuditEvent.action == "test.start")) == 1
