@@ -2,6 +2,7 @@
 fixed when the CSR confirms; the worker runs the job in chunks; one audit row names the whole batch."""
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
@@ -34,6 +35,27 @@ def matching_ids(user: StaffUser, *, selected: list[int] | None = None, **filter
     if selected is not None:
         query = query.where(Account.id.in_(selected))
     return list(db.session.scalars(query.order_by(Account.id)))
+
+
+@dataclass(frozen=True)
+class Review:
+    """A bulk action as the CSR reviews it: the accounts it applies to now, and its job once confirmed."""
+
+    ids: list[int]
+    job: Job | None = None
+    changed: bool = False  # confirmed, but the accounts matched now are another number
+
+
+def review(user: StaffUser, action: str, *, selected: list[int] | None, filters: dict[str, Any],
+           typed: dict[str, Any], confirmed: bool, count: int | None, key: str | None) -> Review:
+    """Find the accounts a bulk action applies to (the `selected` ids, or with None every account the
+    `filters` find) and start it once the CSR confirmed that very number of accounts. The audit row names
+    the ticked ids, or the search as the CSR `typed` it."""
+    ids = matching_ids(user, selected=selected, **filters)
+    if confirmed and count == len(ids) and key:
+        scope = {"ids": ids} if selected is not None else typed
+        return Review(ids, job=start(user, action, ids, key=key, scope=scope))
+    return Review(ids, changed=confirmed)
 
 
 def start(user: StaffUser, action: str, ids: list[int], *, key: str, scope: dict[str, Any]) -> Job:

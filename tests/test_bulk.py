@@ -10,7 +10,7 @@ from webtools import detached, flashes, page_text, run_worker
 
 from extensions import db
 from models import Account, AuditEvent, Job, JobState, Message, MessageStatus
-from services import bulk, job_kinds, jobs
+from services import bulk, job_kinds, jobs, staff
 
 
 def review(browser, action: str, *, ids=(), scope: str = "selected", q: str = "", **extra):
@@ -171,3 +171,49 @@ def test_equal_skip_reasons_count_together_and_deleted_accounts_are_skipped(app,
     assert "Done: 1 account changed." in done
     assert "the account has no e-mail address: add one, or send an SMS. 3" in done
     assert "deleted or moved out of your groups since 1" in done
+
+
+# --- the review's rules, in the service -----------------------------------------------------------
+
+SEARCH = {"search": "owner:pair", "group_id": None, "status": None, "online_since": None}
+TYPED = {"search": "owner:pair", "group": "", "status": ""}
+
+
+def test_a_review_counts_the_search_and_starts_nothing_until_confirmed(app, csr_id, make_account):
+    ids = [make_account(owner="Pair One"), make_account(owner="Pair Two")]
+    make_account(owner="Someone Else")
+    with app.app_context():
+        seen = bulk.review(staff.get(csr_id), "enable", selected=None, filters=SEARCH, typed=TYPED,
+                           confirmed=False, count=None, key=None)
+        assert (seen.ids, seen.job, seen.changed) == (ids, None, False)
+        assert db.session.scalar(select(func.count(Job.id))) == 0
+
+
+def test_confirming_the_count_seen_starts_the_job_and_audits_the_search_as_typed(app, csr_id, make_account):
+    ids = [make_account(owner="Pair One"), make_account(owner="Pair Two")]
+    with app.app_context():
+        started = bulk.review(staff.get(csr_id), "enable", selected=None, filters=SEARCH, typed=TYPED,
+                              confirmed=True, count=2, key=uuid.uuid4().hex)
+        assert started.job.payload == {"action": "enable", "ids": ids} and not started.changed
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "bulk.enable"))
+        assert event.detail == {"count": 2, "job": started.job.id, **TYPED}
+
+
+def test_a_confirmation_of_another_count_says_it_changed_and_starts_nothing(app, csr_id, make_account):
+    ids = [make_account(owner="Pair One"), make_account(owner="Pair Two")]
+    with app.app_context():
+        again = bulk.review(staff.get(csr_id), "enable", selected=None, filters=SEARCH, typed=TYPED,
+                            confirmed=True, count=1, key=uuid.uuid4().hex)
+        assert (again.ids, again.job, again.changed) == (ids, None, True)
+        assert db.session.scalar(select(func.count(Job.id))) == 0
+
+
+def test_a_confirmation_of_ticked_accounts_audits_their_ids_not_the_search(app, csr_id, make_account):
+    ticked = make_account(owner="Pair One")
+    make_account(owner="Pair Two")
+    with app.app_context():
+        started = bulk.review(staff.get(csr_id), "disable", selected=[ticked], filters=SEARCH, typed=TYPED,
+                              confirmed=True, count=1, key=uuid.uuid4().hex)
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "bulk.disable"))
+        assert started.ids == [ticked]
+        assert event.detail == {"count": 1, "job": started.job.id, "ids": [ticked]}
