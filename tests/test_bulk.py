@@ -49,16 +49,19 @@ def test_ticked_accounts_are_disabled_after_review_confirm_and_the_worker(app, c
     started = confirm(csr, "disable", 2, ids=[first, second])
     assert started.status_code == 302
     progress_url = started.headers["Location"]
-    running = csr.get(progress_url)
-    assert '<meta http-equiv="refresh"' in page_text(running) and "0 of 2 done" in page_text(running)
+    running = page_text(csr.get(progress_url))
+    assert f'data-refresh="{progress_url}/progress"' in running  # the page follows the job
+    assert "0 of 2 done" in running
+    assert "0 of 2 done" in page_text(csr.get(f"{progress_url}/progress"))
 
     run_worker(app)
 
     assert not account(app, first).enabled and not account(app, second).enabled
     assert account(app, first).link_version == before + 1  # links sent so far die, as for one account
     assert account(app, untouched).enabled
+    assert "data-finished" in page_text(csr.get(f"{progress_url}/progress"))  # the page reloads on this
     done = page_text(csr.get(progress_url))
-    assert "Done: 2 accounts changed." in done and 'http-equiv="refresh"' not in done
+    assert "Done: 2 accounts changed." in done and "data-refresh" not in done
     assert [a for a in audit_actions(app) if a.startswith(("bulk.", "account."))].count("bulk.disable") == 1
     assert "account.disable" not in audit_actions(app)
 
@@ -145,6 +148,7 @@ def test_a_csr_cannot_follow_another_staff_users_job(app, admin, csr, make_accou
     location = confirm(admin, "disable", 1, ids=[account_id]).headers["Location"]
     assert re.fullmatch(r"/accounts/bulk/\d+", location)
     assert csr.get(location).status_code == 404
+    assert csr.get(f"{location}/progress").status_code == 404
     assert admin.get(location).status_code == 200
 
 

@@ -157,10 +157,17 @@ def account_export():
 
 @bp.route("/accounts/bulk/<int:job_id>")
 def bulk_progress(job_id: int):
-    """Follow a bulk action: a progress bar that refreshes itself until the job is done."""
-    job = jobs.get_visible(job_id, current_user, kind="bulk")
+    """Follow a bulk action: a progress bar that follows the job until it is done, then the outcome."""
+    job = jobs.get_visible(job_id, current_user, kind=bulk.KIND)
     return render_template("console/accounts/bulk_progress.html", job=job,
                            description=bulk.describe(job.payload["action"]))
+
+
+@bp.route("/accounts/bulk/<int:job_id>/progress")
+def bulk_poll(job_id: int):
+    """Return the progress block that the bulk action's page polls."""
+    job = jobs.get_visible(job_id, current_user, kind=bulk.KIND)
+    return render_template("console/accounts/_bulk_running.html", job=job)
 
 
 @bp.route("/clients")
