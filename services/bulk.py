@@ -11,6 +11,7 @@ from extensions import db
 from models import Account, Channel, Job, MessageKind, StaffUser
 from services import accounts, idempotency, jobs, messaging
 from services.errors import Invalid, ServiceError
+from services.keyset import MAX_ID
 
 KIND = "bulk"
 CHUNK = 500
@@ -33,7 +34,8 @@ def matching_ids(user: StaffUser, *, selected: list[int] | None = None, **filter
     """The ids a bulk action will touch: the ticked ones, or the whole search result, as the user sees it."""
     query = accounts.filtered(select(Account.id), user, **({} if selected is not None else filters))
     if selected is not None:
-        query = query.where(Account.id.in_(selected))
+        # An id past the ids' type names no account (and SQLite cannot bind one past 64 bits).
+        query = query.where(Account.id.in_([i for i in selected if 1 <= i <= MAX_ID]))
     return list(db.session.scalars(query.order_by(Account.id)))
 
 

@@ -125,6 +125,15 @@ def test_another_groups_accounts_cannot_be_ticked_by_a_csr(app, csr, make_accoun
     assert account(app, theirs).enabled
 
 
+def test_a_ticked_id_past_every_integer_type_is_no_account(app, csr, make_account):
+    account_id = make_account()
+    response = confirm(csr, "disable", 1, ids=[account_id, 10**20])  # a forged form: no 500
+
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(Job)).payload["ids"] == [account_id]  # the other names nothing
+
+
 def test_a_wrong_search_in_a_bulk_action_is_explained_and_starts_nothing(app, csr, make_account):
     make_account()
     response = review(csr, "enable", scope="all", q="owner:(unclosed")
