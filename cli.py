@@ -11,10 +11,9 @@ from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 import config
-import services.imports  # noqa: F401  (registers the job handler of CSV imports)
 from extensions import db
 from models import Role
-from services import backup, demo, health, jobs, messaging, staff, throttle
+from services import backup, demo, health, job_kinds, jobs, messaging, staff, throttle
 from services.errors import ServiceError
 
 # Rate counters (services.throttle) whose window started a day ago are dead: an idle worker deletes them
@@ -140,7 +139,7 @@ def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
                 if time.monotonic() >= next_beat:  # /readyz tells a live worker from a stopped one
                     health.worker_seen(name)
                     next_beat = time.monotonic() + beat_every
-                delivered = messaging.run_once() or jobs.run_next()
+                delivered = messaging.run_once() or jobs.run_next(job_kinds.HANDLERS)
             except Exception:  # a broken message or a database hiccup must not stop the worker
                 app.logger.exception("outbox delivery failed; the message's lease lets it be retried")
                 delivered = False

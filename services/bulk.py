@@ -2,16 +2,18 @@
 fixed when the CSR confirms; the worker runs the job in chunks; one audit row names the whole batch."""
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Account, Channel, Job, MessageKind, StaffUser
-from services import accounts, audit, idempotency, jobs, messaging
+from services import accounts, idempotency, jobs, messaging
 from services.errors import Invalid, ServiceError
+from services.keyset import MAX_ID
 
+KIND = "bulk"
 CHUNK = 500
 SENDS = {f"send-{kind.value}-{channel.value}": (kind, channel)
          for kind in (MessageKind.LINK, MessageKind.INSTALL, MessageKind.ACTIVATION) for channel in Channel}
@@ -32,8 +34,30 @@ def matching_ids(user: StaffUser, *, selected: list[int] | None = None, **filter
     """The ids a bulk action will touch: the ticked ones, or the whole search result, as the user sees it."""
     query = accounts.filtered(select(Account.id), user, **({} if selected is not None else filters))
     if selected is not None:
-        query = query.where(Account.id.in_(selected))
+        # An id past the ids' type names no account (and SQLite cannot bind one past 64 bits).
+        query = query.where(Account.id.in_([i for i in selected if 1 <= i <= MAX_ID]))
     return list(db.session.scalars(query.order_by(Account.id)))
+
+
+@dataclass(frozen=True)
+class Review:
+    """A bulk action as the CSR reviews it: the accounts it applies to now, and its job once confirmed."""
+
+    ids: list[int]
+    job: Job | None = None
+    changed: bool = False  # confirmed, but the accounts matched now are another number
+
+
+def review(user: StaffUser, action: str, *, selected: list[int] | None, filters: dict[str, Any],
+           typed: dict[str, Any], confirmed: bool, count: int | None, key: str | None) -> Review:
+    """Find the accounts a bulk action applies to (the `selected` ids, or with None every account the
+    `filters` find) and start it once the CSR confirmed that very number of accounts. The audit row names
+    the ticked ids, or the search as the CSR `typed` it."""
+    ids = matching_ids(user, selected=selected, **filters)
+    if confirmed and count == len(ids) and key:
+        scope = {"ids": ids} if selected is not None else typed
+        return Review(ids, job=start(user, action, ids, key=key, scope=scope))
+    return Review(ids, changed=confirmed)
 
 
 def start(user: StaffUser, action: str, ids: list[int], *, key: str, scope: dict[str, Any]) -> Job:
@@ -45,30 +69,12 @@ def start(user: StaffUser, action: str, ids: list[int], *, key: str, scope: dict
     if not ids:
         raise Invalid("No account is selected: tick some, or choose every account of the search.")
     stored_key = idempotency.from_client(key, actor=user, purpose=f"bulk:{action}")
-    if (existing := _by_key(stored_key, user)) is not None:
-        return existing
-    job = Job(kind="bulk", payload={"action": action, "ids": ids}, total=len(ids), staff_id=user.id,
-              phase=describe(action), idempotency_key=stored_key)
-    db.session.add(job)
-    db.session.flush()
     # What was touched, for the audit log: the search (or the ticked ids) and the job that ran it.
-    audit.record(user, f"bulk.{action}", count=len(ids), job=job.id, **scope)
-    try:
-        db.session.commit()
-    except IntegrityError:  # the same confirmation won a race: its job stands
-        db.session.rollback()
-        if (existing := _by_key(stored_key, user)) is not None:
-            return existing
-        raise
-    return job
+    return jobs.start(KIND, {"action": action, "ids": ids}, total=len(ids), actor=user,
+                      phase=describe(action), idempotency_key=stored_key,
+                      audit_action=f"bulk.{action}", audit_detail={"count": len(ids), **scope})
 
 
-def _by_key(key: str, user: StaffUser) -> Job | None:
-    return db.session.scalar(select(Job).where(Job.idempotency_key == key, Job.kind == "bulk",
-                                               Job.staff_id == user.id))
-
-
-@jobs.handler("bulk")
 def run(job: Job) -> dict[str, Any]:
     """Apply the action chunk by chunk; each chunk commits, so a restarted job repeats nothing twice
     (sends carry one idempotency key per job and account)."""

@@ -416,7 +416,6 @@ def existing(columns: Iterable[Any], values: set[str]) -> set[str]:
 # --- the job -------------------------------------------------------------------------------------
 
 
-@jobs.handler(KIND)
 def run(job: Job) -> dict[str, Any]:
     """Run the step of an import its phase names: check the rows, write them (then send), or send."""
     if job.phase in (CHECKED, IMPORTED):  # the worker stopped after the step had committed

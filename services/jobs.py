@@ -1,39 +1,47 @@
 """Background jobs (CSV import, bulk actions): queued by a view, run by `flask worker`, followed on a
-progress page. A handler registers per kind; it reports progress, and what it returns is the result."""
+progress page. Each kind has a handler (the table is services.job_kinds); it reports progress, and what it
+returns is the result."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Job, JobState, StaffUser, utcnow
+from services import audit, leases
 from services.errors import NotFound, ServiceError
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Job], dict[str, Any]]
-HANDLERS: dict[str, Handler] = {}
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register the function that runs jobs of `kind`."""
-
-    def register(function: Handler) -> Handler:
-        HANDLERS[kind] = function
-        return function
-
-    return register
-
-
-def start(kind: str, payload: dict[str, Any], *, total: int, actor: StaffUser, phase: str = "Waiting") -> Job:
-    """Queue a job for the worker."""
-    job = Job(kind=kind, payload=payload, total=total, staff_id=actor.id, phase=phase)
+def start(kind: str, payload: dict[str, Any], *, total: int, actor: StaffUser, phase: str = "Waiting",
+          idempotency_key: str | None = None, audit_action: str | None = None,
+          audit_detail: dict[str, Any] | None = None) -> Job:
+    """Queue a job for the worker, with its audit row (`audit_action`, which names the job) in the same
+    transaction. A job with an `idempotency_key` (from services.idempotency) starts once: the same key
+    finds the job it started, also when two requests with it race."""
+    if idempotency_key and (existing := _by_key(kind, idempotency_key, actor)) is not None:
+        return existing
+    job = Job(kind=kind, payload=payload, total=total, staff_id=actor.id, phase=phase,
+              idempotency_key=idempotency_key)
     db.session.add(job)
-    db.session.commit()
+    try:
+        if audit_action:
+            db.session.flush()  # the audit row names the job's id
+            audit.record(actor, audit_action, job=job.id, **(audit_detail or {}))
+        db.session.commit()
+    except IntegrityError:  # the same key won a race: its job stands
+        db.session.rollback()
+        if idempotency_key and (existing := _by_key(kind, idempotency_key, actor)) is not None:
+            return existing
+        raise
     return job
 
 
@@ -58,20 +66,13 @@ def progress(job: Job, done: int, phase: str | None = None) -> None:
 def claim(*, now=None) -> Job | None:
     """Take the oldest queued job (or one whose worker died) under a lease, atomically."""
     now = now or utcnow()
-    free = or_(Job.lease_until.is_(None), Job.lease_until < now)
-    due = (select(Job.id).where(Job.state.in_((JobState.QUEUED, JobState.RUNNING)), free)
-           .order_by(Job.id).limit(1).with_for_update(skip_locked=True).scalar_subquery())
-    job_id = db.session.scalar(
-        update(Job).where(Job.id == due, free)
-        .values(state=JobState.RUNNING, lease_until=now + _lease(), attempts=Job.attempts + 1)
-        .returning(Job.id).execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    job_id = leases.claim(Job, due=Job.state.in_((JobState.QUEUED, JobState.RUNNING)), order_by=(Job.id,),
+                          lease=_lease(), now=now, state=JobState.RUNNING)
     return db.session.get(Job, job_id) if job_id else None
 
 
-def run_next() -> bool:
-    """Run one job to its end; return False when none was waiting."""
+def run_next(handlers: Mapping[str, Handler]) -> bool:
+    """Run one job to its end with the handler of its kind; return False when none was waiting."""
     job = claim()
     if job is None:
         return False
@@ -79,7 +80,7 @@ def run_next() -> bool:
     try:
         if job.attempts > current_app.config["OUTBOX_MAX_ATTEMPTS"]:
             raise ServiceError("The job was interrupted too many times.")
-        result = HANDLERS[job.kind](job)
+        result = handlers[job.kind](job)
     except ServiceError as exc:
         _finish(job_id, JobState.FAILED, error=exc.message)
     except Exception:
@@ -100,6 +101,11 @@ def _finish(job_id: int, state: JobState, *, result: dict[str, Any] | None = Non
     if state is JobState.DONE:
         job.done = job.total
     db.session.commit()
+
+
+def _by_key(kind: str, key: str, actor: StaffUser) -> Job | None:
+    return db.session.scalar(select(Job).where(Job.idempotency_key == key, Job.kind == kind,
+                                               Job.staff_id == actor.id))
 
 
 def _lease() -> timedelta:

@@ -4,7 +4,7 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
@@ -12,7 +12,7 @@ import gateways
 from extensions import VaultError, db
 from gateways.base import Outcome, Outgoing, Result
 from models import Account, Channel, Message, MessageKind, MessageStatus, StaffUser, utcnow
-from services import accounts, audit, idempotency, keyset, links, message_templates, settings
+from services import accounts, audit, idempotency, keyset, leases, links, message_templates, settings
 from services.errors import Invalid, NotFound, ServiceError, Throttled
 
 log = logging.getLogger(__name__)
@@ -98,21 +98,10 @@ def get_for_account(account: Account, message_id: int) -> Message:
 def claim(*, now=None) -> Message | None:
     """Take the oldest due message under a lease, atomically, so no two workers send it."""
     now = now or utcnow()
-    lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
-    free = or_(Message.lease_until.is_(None), Message.lease_until < now)
-    due = (select(Message.id)
-           .where(Message.status == MessageStatus.QUEUED, Message.next_attempt_at <= now, free)
-           .order_by(Message.next_attempt_at, Message.id).limit(1)
-           .with_for_update(skip_locked=True)  # PostgreSQL; SQLite serialises writers instead
-           .scalar_subquery())
-    message_id = db.session.scalar(
-        update(Message)
-        .where(Message.id == due, Message.status == MessageStatus.QUEUED, free)
-        .values(lease_until=now + lease, attempts=Message.attempts + 1)
-        .returning(Message.id)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+    message_id = leases.claim(
+        Message, due=and_(Message.status == MessageStatus.QUEUED, Message.next_attempt_at <= now),
+        order_by=(Message.next_attempt_at, Message.id), now=now,
+        lease=timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"]))
     if message_id is None:
         return None
     # One query for what delivery reads: the message, its account and the account's group.

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from extensions import db
 from models import Account, AuditEvent, Job, JobState, Message, MessageStatus
-from services import jobs
+from services import bulk, job_kinds, jobs, staff
 from tests.webtools import detached, flashes, page_text, run_worker
 
 
@@ -49,16 +49,19 @@ def test_ticked_accounts_are_disabled_after_review_confirm_and_the_worker(app, c
     started = confirm(csr, "disable", 2, ids=[first, second])
     assert started.status_code == 302
     progress_url = started.headers["Location"]
-    running = csr.get(progress_url)
-    assert '<meta http-equiv="refresh"' in page_text(running) and "0 of 2 done" in page_text(running)
+    running = page_text(csr.get(progress_url))
+    assert f'data-refresh="{progress_url}/progress"' in running  # the page follows the job
+    assert "0 of 2 done" in running
+    assert "0 of 2 done" in page_text(csr.get(f"{progress_url}/progress"))
 
     run_worker(app)
 
     assert not account(app, first).enabled and not account(app, second).enabled
     assert account(app, first).link_version == before + 1  # links sent so far die, as for one account
     assert account(app, untouched).enabled
+    assert "data-finished" in page_text(csr.get(f"{progress_url}/progress"))  # the page reloads on this
     done = page_text(csr.get(progress_url))
-    assert "Done: 2 accounts changed." in done and 'http-equiv="refresh"' not in done
+    assert "Done: 2 accounts changed." in done and "data-refresh" not in done
     assert [a for a in audit_actions(app) if a.startswith(("bulk.", "account."))].count("bulk.disable") == 1
     assert "account.disable" not in audit_actions(app)
 
@@ -95,10 +98,10 @@ def test_a_restarted_bulk_send_sends_nothing_twice(app, csr, mail_settings, make
     confirm(csr, "send-install-email", 2, ids=ids)
     with app.app_context():
         job = db.session.scalar(select(Job))
-        jobs.HANDLERS["bulk"](job)  # a worker did the work, then died before marking the job done
+        bulk.run(job)  # a worker did the work, then died before marking the job done
         job.state, job.lease_until = JobState.QUEUED, None
         db.session.commit()
-        assert jobs.run_next()
+        assert jobs.run_next(job_kinds.HANDLERS)
         assert db.session.scalar(select(func.count(Message.id))) == 2
 
 
@@ -120,6 +123,15 @@ def test_another_groups_accounts_cannot_be_ticked_by_a_csr(app, csr, make_accoun
     assert response.status_code == 200
     assert "No account is selected" in page_text(response)
     assert account(app, theirs).enabled
+
+
+def test_a_ticked_id_past_every_integer_type_is_no_account(app, csr, make_account):
+    account_id = make_account()
+    response = confirm(csr, "disable", 1, ids=[account_id, 10**20])  # a forged form: no 500
+
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.scalar(select(Job)).payload["ids"] == [account_id]  # the other names nothing
 
 
 def test_a_wrong_search_in_a_bulk_action_is_explained_and_starts_nothing(app, csr, make_account):
@@ -145,6 +157,7 @@ def test_a_csr_cannot_follow_another_staff_users_job(app, admin, csr, make_accou
     location = confirm(admin, "disable", 1, ids=[account_id]).headers["Location"]
     assert re.fullmatch(r"/accounts/bulk/\d+", location)
     assert csr.get(location).status_code == 404
+    assert csr.get(f"{location}/progress").status_code == 404
     assert admin.get(location).status_code == 200
 
 
@@ -171,3 +184,49 @@ def test_equal_skip_reasons_count_together_and_deleted_accounts_are_skipped(app,
     assert "Done: 1 account changed." in done
     assert "the account has no e-mail address: add one, or send an SMS. 3" in done
     assert "deleted or moved out of your groups since 1" in done
+
+
+# --- the review's rules, in the service -----------------------------------------------------------
+
+SEARCH = {"search": "owner:pair", "group_id": None, "status": None, "online_since": None}
+TYPED = {"search": "owner:pair", "group": "", "status": ""}
+
+
+def test_a_review_counts_the_search_and_starts_nothing_until_confirmed(app, csr_id, make_account):
+    ids = [make_account(owner="Pair One"), make_account(owner="Pair Two")]
+    make_account(owner="Someone Else")
+    with app.app_context():
+        seen = bulk.review(staff.get(csr_id), "enable", selected=None, filters=SEARCH, typed=TYPED,
+                           confirmed=False, count=None, key=None)
+        assert (seen.ids, seen.job, seen.changed) == (ids, None, False)
+        assert db.session.scalar(select(func.count(Job.id))) == 0
+
+
+def test_confirming_the_count_seen_starts_the_job_and_audits_the_search_as_typed(app, csr_id, make_account):
+    ids = [make_account(owner="Pair One"), make_account(owner="Pair Two")]
+    with app.app_context():
+        started = bulk.review(staff.get(csr_id), "enable", selected=None, filters=SEARCH, typed=TYPED,
+                              confirmed=True, count=2, key=uuid.uuid4().hex)
+        assert started.job.payload == {"action": "enable", "ids": ids} and not started.changed
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "bulk.enable"))
+        assert event.detail == {"count": 2, "job": started.job.id, **TYPED}
+
+
+def test_a_confirmation_of_another_count_says_it_changed_and_starts_nothing(app, csr_id, make_account):
+    ids = [make_account(owner="Pair One"), make_account(owner="Pair Two")]
+    with app.app_context():
+        again = bulk.review(staff.get(csr_id), "enable", selected=None, filters=SEARCH, typed=TYPED,
+                            confirmed=True, count=1, key=uuid.uuid4().hex)
+        assert (again.ids, again.job, again.changed) == (ids, None, True)
+        assert db.session.scalar(select(func.count(Job.id))) == 0
+
+
+def test_a_confirmation_of_ticked_accounts_audits_their_ids_not_the_search(app, csr_id, make_account):
+    ticked = make_account(owner="Pair One")
+    make_account(owner="Pair Two")
+    with app.app_context():
+        started = bulk.review(staff.get(csr_id), "disable", selected=[ticked], filters=SEARCH, typed=TYPED,
+                              confirmed=True, count=1, key=uuid.uuid4().hex)
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "bulk.disable"))
+        assert started.ids == [ticked]
+        assert event.detail == {"count": 1, "job": started.job.id, "ids": [ticked]}

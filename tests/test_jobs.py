@@ -6,15 +6,20 @@ from datetime import timedelta
 import pytest
 
 from extensions import db
-from models import Group, Job, JobState, utcnow
-from services import jobs, staff
+from models import AuditEvent, Group, Job, JobState, utcnow
+from services import job_kinds, jobs, staff
 from services.errors import NotFound, ServiceError
 from tests.webtools import detached, run_worker
 
 seen_progress: list[tuple[int, int]] = []
 
 
-@jobs.handler("test-groups")
+@pytest.fixture(autouse=True)
+def known_kind(monkeypatch):
+    """The worker's table knows this module's job kind while each test runs."""
+    monkeypatch.setitem(job_kinds.HANDLERS, "test-groups", make_groups)
+
+
 def make_groups(job: Job) -> dict:
     """Create the named groups in one transaction, reporting progress before writing."""
     names = job.payload["names"]
@@ -56,7 +61,7 @@ def test_worker_runs_a_queued_job_to_done_with_its_result(app, admin_id):
 def test_a_failing_job_keeps_nothing_and_says_why(app, admin_id):
     job_id = start(app, admin_id, names=["East", "West"], fail=True)
     with app.app_context():
-        assert jobs.run_next() is True
+        assert jobs.run_next(job_kinds.HANDLERS) is True
 
     job = job_row(app, job_id)
     assert (job.state, job.error) == (JobState.FAILED, "Refused on purpose.")
@@ -84,3 +89,28 @@ def test_only_the_creator_or_an_admin_may_follow_a_job(app, admin_id, csr_id):
             jobs.get_visible(other, staff.get(csr_id))
         with pytest.raises(NotFound):
             jobs.get_visible(job_id, staff.get(csr_id), kind="import")
+
+
+def test_two_starts_with_one_key_start_one_job_even_when_they_race(app, admin_id, monkeypatch):
+    key = "5a3e" + "0" * 60
+    with app.app_context():
+        actor = staff.get(admin_id)
+        first = jobs.start("test-groups", {"names": ["A"]}, total=1, actor=actor, idempotency_key=key,
+                           audit_action="test.start")
+        again = jobs.start("test-groups", {"names": ["A"]}, total=1, actor=actor, idempotency_key=key)
+        assert again.id == first.id
+
+        # The second request looked before the first committed: the unique key refuses its row.
+        real_by_key, looks = jobs._by_key, []
+
+        def before_the_commit(*args):
+            looks.append(args)
+            return None if len(looks) == 1 else real_by_key(*args)
+
+        monkeypatch.setattr(jobs, "_by_key", before_the_commit)
+        raced = jobs.start("test-groups", {"names": ["A"]}, total=1, actor=actor, idempotency_key=key,
+                           audit_action="test.start")
+        assert raced.id == first.id and len(looks) == 2  # looked again after the refused commit
+        assert db.session.scalar(db.select(db.func.count(Job.id))) == 1
+        audited = db.select(db.func.count(AuditEvent.id)).where(AuditEvent.action == "test.start")
+        assert db.session.scalar(audited) == 1

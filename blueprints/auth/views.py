@@ -21,7 +21,7 @@ POLL_HEADER = "X-Provisio-Poll"
 @login_manager.user_loader
 def load_user(session_token: str):
     """Find the staff user of a server-side session, or nobody if it was revoked."""
-    # The account page's status poll (static/js/app.js) is no sign of a person at the screen.
+    # A live block's poll (static/js/app.js: an account's status, a job's progress) is no sign of a person.
     user = staff.load_session(session_token, activity=request.headers.get(POLL_HEADER) != "1")
     if user is not None:
         user.request_ip = request.remote_addr  # every audit row of this request names the client

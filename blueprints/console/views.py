@@ -138,21 +138,20 @@ def bulk_review():
         flash("Choose an action and which accounts it applies to.", "error")
         return redirect(back)
     try:
-        ids = bulk.matching_ids(current_user, selected=form.ids.data if form.scope.data == "selected" else None,
-                                **_filters(filters))
-        if form.confirmed.data and form.count.data == len(ids) and form.key.data:
-            scope = ({"ids": ids} if form.scope.data == "selected" else
-                     {"search": form.q.data or "", "group": form.group.data, "status": form.status.data})
-            job = bulk.start(current_user, form.action.data, ids, key=form.key.data, scope=scope)
-            return redirect(url_for(".bulk_progress", job_id=job.id))
+        review = bulk.review(
+            current_user, form.action.data, selected=form.ids.data if form.scope.data == "selected" else None,
+            filters=_filters(filters), typed={"search": form.q.data or "", "group": form.group.data,
+                                              "status": form.status.data},
+            confirmed=bool(form.confirmed.data), count=form.count.data, key=form.key.data)
     except ServiceError as exc:
         flash(exc.message, "error")
         return redirect(back)
-    changed = bool(form.confirmed.data)  # confirmed, but the search now matches another number of accounts
-    form.count.data = len(ids)
+    if review.job is not None:
+        return redirect(url_for(".bulk_progress", job_id=review.job.id))
+    form.count.data = len(review.ids)
     form.key.data = idempotency.new_value()
-    return render_template("console/accounts/bulk_review.html", form=form, count=len(ids), changed=changed,
-                           description=bulk.describe(form.action.data), back=back)
+    return render_template("console/accounts/bulk_review.html", form=form, count=len(review.ids),
+                           changed=review.changed, description=bulk.describe(form.action.data), back=back)
 
 
 @bp.route("/accounts/export", methods=["POST"])
@@ -173,10 +172,17 @@ def account_export():
 
 @bp.route("/accounts/bulk/<int:job_id>")
 def bulk_progress(job_id: int):
-    """Follow a bulk action: a progress bar that refreshes itself until the job is done."""
-    job = jobs.get_visible(job_id, current_user, kind="bulk")
+    """Follow a bulk action: a progress bar that follows the job until it is done, then the outcome."""
+    job = jobs.get_visible(job_id, current_user, kind=bulk.KIND)
     return render_template("console/accounts/bulk_progress.html", job=job,
                            description=bulk.describe(job.payload["action"]))
+
+
+@bp.route("/accounts/bulk/<int:job_id>/progress")
+def bulk_poll(job_id: int):
+    """Return the progress block that the bulk action's page polls."""
+    job = jobs.get_visible(job_id, current_user, kind=bulk.KIND)
+    return render_template("console/accounts/_bulk_running.html", job=job)
 
 
 @bp.route("/clients")

@@ -1,6 +1,6 @@
 """CSV import pages: upload a file, follow the check, read every row's errors, confirm, see the outcome."""
 
-from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -70,8 +70,9 @@ def show(import_id: int):
 
 @bp.route("/<int:import_id>/progress")
 def progress(import_id: int):
-    """Return the figures the progress bar polls."""
-    return jsonify(imports.progress_of(imports.get_visible(import_id, current_user)))
+    """Return the progress block that the running import's page polls."""
+    job = imports.get_visible(import_id, current_user)
+    return render_template("imports/_running.html", job=job, progress=imports.progress_of(job))
 
 
 @bp.route("/<int:import_id>/confirm", methods=["POST"])

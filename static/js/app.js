@@ -1,4 +1,4 @@
-// Console behaviour that the pages work without: type toggles, confirmations, live status.
+// Console behaviour that the pages work without: type toggles, confirmations, live blocks.
 (function () {
   "use strict";
 
@@ -35,26 +35,36 @@
     }
   });
 
-  // Refresh the live status block every 10 s without reloading the page.
-  document.querySelectorAll("[data-refresh]").forEach(function (block) {
+  // Live blocks: every [data-refresh] block is fetched again each data-refresh-every seconds (10 unless it
+  // says) and swapped for the fresh copy. A block that says its job has finished (data-finished) reloads
+  // the page, which then shows the outcome.
+  function follow(block) {
     var url = block.getAttribute("data-refresh");
-    setInterval(function () {
-      if (document.hidden) return;
+    var every = 1000 * (Number(block.getAttribute("data-refresh-every")) || 10);
+
+    function poll() {
+      if (document.hidden) { setTimeout(poll, every); return; }
       // A background poll: it does not count as activity, so the server's idle limit still ends an
       // unattended session; once it has, the page reloads onto the sign-in form.
       fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Provisio-Poll": "1" } })
         .then(function (response) {
           if (response.redirected) { window.location.reload(); return null; }
-          return response.ok ? response.text() : null;
+          return response.ok ? response.text() : "";
         })
         .then(function (html) {
-          if (!html) return;
+          if (html === null) return;
           var holder = document.createElement("div");
           holder.innerHTML = html;
           var fresh = holder.firstElementChild;
           if (fresh) { block.replaceWith(fresh); block = fresh; }
+          if (block.hasAttribute("data-finished")) { window.location.reload(); return; }
+          setTimeout(poll, every);
         })
-        .catch(function () {});
-    }, 10000);
-  });
+        .catch(function () { setTimeout(poll, every); });
+    }
+
+    setTimeout(poll, every);
+  }
+
+  document.querySelectorAll("[data-refresh]:not([data-finished])").forEach(follow);
 })();

@@ -1,0 +1,29 @@
+"""Leases on queue rows: several workers take rows of one table (the outbox, the jobs) and none takes a
+row another one holds. A lease runs out, so the row of a worker that died is taken again."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select, update
+
+from extensions import db
+from models import Job, Message
+
+
+def claim(model: type[Job] | type[Message], *, due: ColumnElement[bool], order_by: tuple[Any, ...],
+          lease: timedelta, now: datetime, **values: Any) -> int | None:
+    """Take the first `due` row of `model` in `order_by` under a lease, atomically, and set `values` on it;
+    return its id, or None when no row is due. Commits."""
+    free = or_(model.lease_until.is_(None), model.lease_until < now)
+    first = (select(model.id).where(due, free).order_by(*order_by).limit(1)
+             .with_for_update(skip_locked=True)  # PostgreSQL: the others pass on; SQLite serialises writers
+             .scalar_subquery())
+    row_id = db.session.scalar(
+        # Checked again on the row itself: another worker may have taken it since the subquery read it.
+        update(model).where(model.id == first, due, free)
+        .values(lease_until=now + lease, attempts=model.attempts + 1, **values)
+        .returning(model.id)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return row_id
