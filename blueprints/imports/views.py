@@ -1,6 +1,17 @@
 """CSV import pages: upload a file, follow the check, read every row's errors, confirm, see the outcome."""
 
-from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    get_template_attribute,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -70,8 +81,10 @@ def show(import_id: int):
 
 @bp.route("/<int:import_id>/progress")
 def progress(import_id: int):
-    """Return the figures the progress bar polls."""
-    return jsonify(imports.progress_of(imports.get_visible(import_id, current_user)))
+    """Return the figures the progress bar polls, the phase in the words the page shows."""
+    figures = imports.progress_of(imports.get_visible(import_id, current_user))
+    phase = get_template_attribute("imports/_phases.html", "phase")
+    return jsonify({**figures, "phase": str(phase(figures["phase"]))})
 
 
 @bp.route("/<int:import_id>/confirm", methods=["POST"])

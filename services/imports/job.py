@@ -51,15 +51,16 @@ SEND_OPTIONS: dict[str, tuple[MessageKind, Channel]] = {
 
 
 class Phase(enum.StrEnum):
-    """Where an import stands, in the order it moves; the pages show it as it is."""
+    """Where an import stands, in the order it moves; its pages say each in words
+    (templates/imports/_phases.html)."""
 
-    WAITING = "Waiting for the worker to check the rows"
-    CHECKING = "Checking rows"
-    CHECKED = "Checked"
-    CONFIRMED = "Confirmed, waiting for the worker to write the accounts"
-    WRITING = "Checking against the database and writing the accounts"
-    SENDING = "Sending messages"
-    IMPORTED = "Imported"
+    WAITING = "waiting"  # for the worker to check the rows
+    CHECKING = "checking"
+    CHECKED = "checked"  # waits for the staff user's confirmation
+    CONFIRMED = "confirmed"  # waits for the worker to write the accounts
+    WRITING = "writing"  # checks against the database again, then writes
+    SENDING = "sending"
+    IMPORTED = "imported"
 
 
 @jobs.handler(KIND)
