@@ -136,11 +136,12 @@ def check_row(row: list[Any], columns: list[str], scope: Scope, report: Report) 
     if values is None:
         return None
     values = account_rules.with_defaults(values, security_models=scope.models)
-    for field in account_rules.foreign(values["account_type"]):
+    account_type = values["account_type"]
+    for field in account_rules.foreign(account_type):
         if texts.get(field.column):
-            report.add(number, field.column, f"{PLURALS[values['account_type']]} have no {field.label}; "
-                                             "leave the cell empty.")
-    record = CheckedRow(number, **account_rules.settle(values, values["account_type"]))
+            message = f"{PLURALS[account_type]} have no {field.label}; leave the cell empty."
+            report.add(number, field.column, message)
+    record = CheckedRow(number, **account_rules.settle(values, account_type))
     for problem in _row_problems(record, scope):
         report.add_problem(number, problem)
     return record if report.count == before else None
