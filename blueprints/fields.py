@@ -1,10 +1,9 @@
 """Form fields that normalise what a CSR types (numbers, MAC addresses, access rules)."""
 
-import re
-
 from wtforms import StringField, TextAreaField
 
 from services.access_rules import normalise_rule
+from services.account_rules import parse_mac
 from services.numbers import normalise_number
 
 
@@ -24,13 +23,7 @@ class MacField(StringField):
 
     def process_formdata(self, valuelist):
         super().process_formdata(valuelist)
-        if not self.data:
-            self.data = None
-            return
-        digits = re.sub(r"[\s:.\-]", "", self.data).upper()
-        if not re.fullmatch(r"[0-9A-F]{12}", digits):
-            raise ValueError("A MAC address has 12 hexadecimal digits, e.g. 00:04:13:92:2D:24.")
-        self.data = digits
+        self.data = parse_mac(self.data or "")
 
 
 class RuleListField(TextAreaField):

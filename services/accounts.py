@@ -1,13 +1,11 @@
 """SIP accounts: creation (plain and wizard), edits, lifecycle, and the actions on one account."""
 
-import secrets
-import string
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db, vault
@@ -26,18 +24,10 @@ from models import (
     StatusEvent,
     utcnow,
 )
-from services import audit, keyset
+from services import account_rules, audit, groups, keyset
 from services.errors import Conflict, Invalid, NotFound
 from services.search import condition as search_condition
 from services.staff import check_password_strength
-
-# Fields a CSR may change after creation (numbers' uniqueness rules still apply).
-EDITABLE = ("username", "callerid", "owner", "email", "description", "security_model",
-            "obfuscation", "obfuscation_key", "keepalive", "mac_address", "group_id",
-            "profile_id", "licence_expires_on")
-UNIQUE_FIELDS = ("username", "callerid", "secondary_callerid", "mac_address")
-PGSM_ONLY = {"security_model": None, "obfuscation": False, "obfuscation_key": "", "keepalive": False}
-PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~"
 
 
 @dataclass(frozen=True)
@@ -87,18 +77,12 @@ def filtered(query: Select, user: StaffUser, *, search: str = "", group_id: int 
 
 def new_username() -> str:
     """Return a random numeric username that no account has yet."""
-    length = current_app.config["USERNAME_LENGTH"]
-    for _ in range(50):
-        candidate = str(secrets.randbelow(9 * 10 ** (length - 1)) + 10 ** (length - 1))
-        if not db.session.scalar(select(Account.id).where(Account.username == candidate)):
-            return candidate
-    raise Conflict("Could not find a free username; raise USERNAME_LENGTH.", field="username")
+    return account_rules.new_usernames(1, length=current_app.config["USERNAME_LENGTH"])[0]
 
 
 def new_password() -> str:
     """Return a strong random SIP password (never shown, only carried by the activation file)."""
-    length = current_app.config["GENERATED_PASSWORD_LENGTH"]
-    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(max(length, 20)))
+    return account_rules.new_passwords(1, length=current_app.config["GENERATED_PASSWORD_LENGTH"])[0]
 
 
 def sip_password(account: Account) -> str:
@@ -108,16 +92,15 @@ def sip_password(account: Account) -> str:
 
 def create(data: dict[str, Any], *, wizard: bool, actor: StaffUser) -> Account:
     """Create an account: plain ones are enabled at once, wizard ones wait for activation."""
-    data = dict(data)
     group = _group_for(data["group_id"], actor)
     account_type = AccountType(data["account_type"])
+    data = account_rules.settle(data, account_type)
     if wizard:
         password = new_password()
-        if not data["callerid"].startswith("+"):
-            raise Invalid("Automatic activation needs an international number with a leading +.",
-                          field="callerid")
-        profile = _profile(data.get("profile_id")) or group.profile
-        if profile is None:
+        if problem := account_rules.wizard_number_problem(data["callerid"]):
+            raise Invalid(problem.message, field=problem.field)
+        profile = _profile(data.get("profile_id"))
+        if account_rules.lacks_profile(profile.id if profile else None, group.profile_id):
             raise Invalid(f"Choose a provisioning profile: group {group.name} has none.",
                           field="profile_id")
     else:
@@ -130,7 +113,7 @@ def create(data: dict[str, Any], *, wizard: bool, actor: StaffUser) -> Account:
         wizard=wizard,
         enabled=not wizard,
     )
-    _apply(account, data, EDITABLE)
+    _apply(account, data)
     db.session.add(account)
     _check_unique(account)
     _set_rules(account, data)
@@ -142,8 +125,10 @@ def create(data: dict[str, Any], *, wizard: bool, actor: StaffUser) -> Account:
 def update_account(account: Account, data: dict[str, Any], *, actor: StaffUser) -> Account:
     """Save a CSR's edit; the type and the secondary number stay as created."""
     _group_for(data["group_id"], actor)
-    changed = sorted(name for name in EDITABLE if name in data and getattr(account, name) != data[name])
-    _apply(account, data, EDITABLE)
+    changed = sorted(name for name in account_rules.EDITABLE
+                     if name in data and getattr(account, name) != data[name])
+    data = account_rules.settle(data, account.account_type)
+    _apply(account, data)
     _check_unique(account)
     _set_rules(account, data)
     _commit(account, actor, "account.update", fields=changed)
@@ -248,25 +233,19 @@ def set_status(account: Account, status: Status, *, actor: str, channel: str | N
     return True
 
 
-def _apply(account: Account, data: dict[str, Any], names: tuple[str, ...]) -> None:
-    for name in names:
+def _apply(account: Account, data: dict[str, Any]) -> None:
+    """Set the editable fields of settled data (account_rules.settle: the type's blanks are in it)."""
+    for name in account_rules.EDITABLE:
         if name in data:
             setattr(account, name, data[name])
-    if account.account_type is AccountType.SNOM:
-        for name, value in PGSM_ONLY.items():
-            setattr(account, name, value)
-    else:
-        account.mac_address = None
-        if account.security_model not in _security_models():
-            raise Invalid("Choose one of the configured security models.", field="security_model")
+    if account.account_type is AccountType.PGSM and account.security_model not in _security_models():
+        raise Invalid("Choose one of the configured security models.", field="security_model")
 
 
 def _set_rules(account: Account, data: dict[str, Any]) -> None:
-    rules = []
-    if account.is_snom:
-        for kind in RuleKind:
-            rules += [AccessRule(kind=kind, network=network, position=position)
-                      for position, network in enumerate(data.get(kind.value) or [])]
+    # Settled data: a softphone's rules are empty.
+    rules = [AccessRule(kind=kind, network=network, position=position)
+             for kind in RuleKind for position, network in enumerate(data.get(kind.value) or [])]
     # Loading the old rules must not flush the edit: a unique index firing here would
     # escape _commit and answer 500 instead of a field error.
     with db.session.no_autoflush:
@@ -275,22 +254,12 @@ def _set_rules(account: Account, data: dict[str, Any]) -> None:
 
 def _check_unique(account: Account) -> None:
     """Say which field clashes before the database's unique indexes have to."""
-    with db.session.no_autoflush:
-        others = select(Account).where(Account.id != account.id) if account.id else select(Account)
-        checks = {
-            "username": Account.username == account.username,
-            "mac_address": Account.mac_address == account.mac_address,
-        }
-        for field in ("callerid", "secondary_callerid"):
-            number = getattr(account, field)
-            checks[field] = or_(Account.callerid == number, Account.secondary_callerid == number)
-        if account.callerid and account.callerid == account.secondary_callerid:
-            raise Conflict("The secondary number must differ from the primary.",
-                           field="secondary_callerid")
-        for field, clause in checks.items():
-            value = getattr(account, field)
-            if value and db.session.scalar(others.where(clause).limit(1)) is not None:
-                raise Conflict(f"{value} is already used by another account.", field=field)
+    if problem := account_rules.secondary_problem(account.callerid, account.secondary_callerid):
+        raise Conflict(problem.message, field=problem.field)
+    with db.session.no_autoflush:  # the pending account must not reach the unique indexes first
+        taken = account_rules.taken(account_rules.wanted([account]), other_than=account.id)
+    if clashing := account_rules.clashes(account, taken):
+        raise Conflict(clashing[0].message, field=clashing[0].field)
 
 
 def _commit(account: Account, actor: StaffUser, action: str, **detail: Any) -> None:
@@ -302,13 +271,14 @@ def _commit(account: Account, actor: StaffUser, action: str, **detail: Any) -> N
     except IntegrityError as exc:
         db.session.rollback()
         text = str(exc.orig)
-        field = next((name for name in reversed(UNIQUE_FIELDS) if name in text), None)
+        # secondary_callerid before callerid: the one name holds the other
+        field = next((field.name for field in reversed(account_rules.UNIQUE) if field.name in text), None)
         raise Conflict("That value is already used by another account.", field=field) from None
 
 
 def _group_for(group_id: int, actor: StaffUser) -> Group:
-    group = db.session.get(Group, group_id) if group_id else None
-    if group is None or not (actor.is_admin or group.id in actor.group_ids):
+    group = next((group for group in groups.visible_groups(actor) if group.id == group_id), None)
+    if group is None:
         raise Invalid("Choose one of your groups.", field="group_id")
     return group
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from extensions import db
 from models import Account, RuleKind, StaffUser
 from services import accounts, audit
-from services.imports import COLUMN_NAMES, FORMULA_STARTS
+from services.imports import COLUMN_NAMES, FORMULA_STARTS, NUMBER_COLUMNS
 
 CHUNK = 1000
 
@@ -47,6 +47,8 @@ def _lines(query: Select) -> Iterator[str]:
 
 
 def _values(account: Account) -> list[str]:
+    # The columns are the account's fields (services/account_rules.FIELDS); how each is written is the
+    # export's own, as the import reads it back. A field added there without its text here fails loudly.
     by_name = {
         "callerid": account.callerid, "username": account.username, "password": "",  # never exported
         "owner": account.owner, "email": account.email, "description": account.description,
@@ -64,7 +66,7 @@ def _values(account: Account) -> list[str]:
 
 def _neutral(name: str, value: str) -> str:
     """Prefix a cell a spreadsheet would evaluate with an apostrophe (OWASP); a +number stays a number."""
-    if name.endswith("callerid") and value[1:].isdigit():
+    if name in NUMBER_COLUMNS and value[1:].isdigit():
         return value
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 

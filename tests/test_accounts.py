@@ -17,7 +17,7 @@ from models import (
     StatusEvent,
     utcnow,
 )
-from services import accounts, staff
+from services import account_rules, accounts, staff
 from tests.webtools import primed
 
 SIP_PASSWORD = "Sip-password-1234"
@@ -200,7 +200,7 @@ def test_wizard_default_username_has_eight_digits(csr):
 def test_wizard_prefilled_username_skips_names_already_taken(app, csr, make_account, monkeypatch):
     make_account(username="10000000")
     draws = iter([0, 0, 1])  # 10000000 twice (taken), then 10000001 (free)
-    monkeypatch.setattr(accounts.secrets, "randbelow", lambda _n: next(draws))
+    monkeypatch.setattr(account_rules.secrets, "randbelow", lambda _n: next(draws))
     username = input_value(csr.get("/accounts/wizard").get_data(as_text=True), "username")
     assert username == "10000001"
 

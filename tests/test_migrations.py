@@ -1,8 +1,10 @@
 """The migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
 
 import secrets
+from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -13,6 +15,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from extensions import db
 from models.account import include_in_autogenerate
+from services.imports import Phase
 from tests.support import make_config
 
 
@@ -84,3 +87,35 @@ def test_migrations_downgrade_to_nothing_and_upgrade_again(scratch_app):
 
     assert tables == {table.name for table in db.metadata.sorted_tables} | {"alembic_version"}
     assert schema_diff(scratch_app) == []
+
+
+def test_imports_stored_with_the_older_sentence_phases_move_to_the_phase_names_and_back(scratch_app):
+    sentences = {"Checked": Phase.CHECKED, "Checking rows": Phase.CHECKING, "Imported": Phase.IMPORTED,
+                 "Confirmed, waiting for the worker to write the accounts": Phase.CONFIRMED}
+    jobs = sa.table("jobs", *(sa.column(name) for name in ("id", "kind", "state", "total", "done", "phase",
+                                                           "attempts")),
+                    *(sa.column(name, sa.DateTime(timezone=True)) for name in ("created_at", "updated_at")),
+                    sa.column("payload", sa.JSON), sa.column("result", sa.JSON))
+    now = datetime.now(UTC)
+    # A bulk job's phase is its own: it stays.
+    stored = [("import", sentence) for sentence in sentences] + [("bulk", "Checked")]
+    with scratch_app.app_context():
+        upgrade(revision="251c23997868")
+        with db.engine.begin() as connection:
+            connection.execute(jobs.insert(), [
+                {"kind": kind, "state": "done", "total": 0, "done": 0, "phase": phase, "attempts": 0,
+                 "created_at": now, "updated_at": now, "payload": {}, "result": {}}
+                for kind, phase in stored])
+
+        def phases() -> list[str]:
+            with db.engine.connect() as connection:
+                return list(connection.scalars(sa.select(jobs.c.phase).order_by(jobs.c.id)))
+
+        upgrade()
+        upgraded = phases()
+        downgrade(revision="251c23997868")
+        downgraded = phases()
+        upgrade()
+
+    assert upgraded == [*sentences.values(), "Checked"]
+    assert downgraded == [phase for _, phase in stored]

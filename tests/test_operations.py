@@ -90,7 +90,7 @@ def test_readyz_reports_the_worker_and_the_outbox(app, admin_id, make_account, m
 def test_readyz_says_not_ready_while_the_schema_is_behind(tmp_path):
     behind = create_app(make_config(f"sqlite:///{tmp_path}/behind.db"))
     with behind.app_context():
-        upgrade(revision="251c23997868")  # one migration short of the newest
+        upgrade(revision="251c23997868")  # short of the newest migrations
     answer = behind.test_client().get("/readyz")
     assert answer.status_code == 503
     assert answer.get_json()["checks"]["migrations"] == {"ok": False}

@@ -21,18 +21,14 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, V
 from blueprints.fields import MacField, PhoneField, RuleListField
 from models import AccountType, Channel, MessageKind, MessageStatus, Status
 from services import bulk
-
-SERVICE_FIELDS = ("username", "password", "callerid", "secondary_callerid", "owner", "email",
-                  "description", "account_type", "security_model", "obfuscation", "obfuscation_key",
-                  "keepalive", "mac_address", "deny", "permit", "group_id", "profile_id",
-                  "licence_expires_on")
+from services.account_rules import DEFAULTS, NAMES
 
 
 class AccountForm(FlaskForm):
     """Every account field; subclasses drop the ones their page does not offer."""
 
     account_type = RadioField(
-        "Account type", choices=[(t.value, t.label) for t in AccountType], default=AccountType.PGSM.value
+        "Account type", choices=[(t.value, t.label) for t in AccountType], default=DEFAULTS["account_type"]
     )
     username = StringField("Username", validators=[DataRequired(), Length(max=64)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
@@ -50,10 +46,11 @@ class AccountForm(FlaskForm):
                                               Length(max=254)])
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
     security_model = SelectField("Security model")
-    obfuscation = BooleanField("Obfuscation mode", default=True)
-    obfuscation_key = StringField("Obfuscation key", default="9", validators=[Length(max=32)],
+    obfuscation = BooleanField("Obfuscation mode", default=DEFAULTS["obfuscation"])
+    obfuscation_key = StringField("Obfuscation key", default=DEFAULTS["obfuscation_key"],
+                                  validators=[Length(max=32)],
                                   description="Must be the same as on the client.")
-    keepalive = BooleanField("Keep-alive enabled", default=False)
+    keepalive = BooleanField("Keep-alive enabled", default=DEFAULTS["keepalive"])
     mac_address = MacField("MAC address", validators=[Optional()],
                            description="Optional; bound when the phone first fetches its settings.")
     deny = RuleListField("Deny", description="One <ip>/<netmask> per line, e.g. 0.0.0.0/0.0.0.0.")
@@ -66,8 +63,8 @@ class AccountForm(FlaskForm):
             raise ValidationError("Obfuscation needs a key (the default is 9).")
 
     def service_data(self) -> dict[str, Any]:
-        """Return the cleaned values for the accounts service."""
-        data = {name: self[name].data for name in SERVICE_FIELDS if name in self}
+        """Return the cleaned values for the accounts service: every account field the page offers."""
+        data = {name: self[name].data for name in NAMES if name in self}
         data["profile_id"] = data.get("profile_id") or None
         for name in ("owner", "email", "description", "obfuscation_key"):
             if name in data:
