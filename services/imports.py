@@ -45,6 +45,7 @@ from services import accounts, audit, groups, jobs, messaging, staff
 from services.access_rules import normalise_rule
 from services.errors import Conflict, Forbidden, Invalid, ServiceError
 from services.numbers import normalise_number
+from services.search import index_words
 
 KIND = "import"
 MAX_BYTES = 20 * 1024 * 1024
@@ -524,6 +525,7 @@ def _insert(records: list[dict[str, Any]], actor: StaffUser) -> list[int]:
     ids = [id_of[row["username"]] for row in rows]
     db.session.execute(insert(StatusEvent), [{"account_id": id_, "status": Status.CREATED, "actor": actor.username}
                                              for id_ in ids])
+    index_words(zip(ids, rows, strict=True))
     rules = [{"account_id": id_, "kind": kind, "network": network, "position": position}
              for id_, record in zip(ids, records, strict=True) for kind in RuleKind
              for position, network in enumerate(record[kind.value])]
