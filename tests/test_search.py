@@ -289,7 +289,8 @@ def test_sixteen_levels_of_brackets_are_still_fine(admin, people):
 def test_the_help_panel_shows_the_syntax_with_examples(admin):
     text = html.unescape(page_text(admin.get("/accounts")))
     for example in ("owner:\"anna meier\"", "username:4821*", "status:activated AND type:pgsm",
-                    "created:[2026-01-01 TO 2026-01-31]", "+group:acme -status:connected"):
+                    "created:[2026-01-01 TO 2026-01-31]", "+group:acme -status:connected", "owner:mei*",
+                    "username:[10000000 TO 20000000]", "&&", "||", "not “Meierhans”"):
         assert example in text
 
 
