@@ -93,7 +93,7 @@ def index_words(accounts: Iterable[tuple[int, Mapping[str, Any]]]) -> None:
     """Add the words of accounts a Core insert wrote, (id, values) pairs (the CSV import's bulk insert): the
     ORM keeps them for every other write (Account._analyse)."""
     if rows := term_rows(accounts):
-        db.session.execute(insert(AccountTerm), rows)
+        db.session.execute(insert(AccountTerm.__table__), rows)
 
 
 def _lucene_tokens(source) -> Callable:
