@@ -1,4 +1,4 @@
-"""SIP accounts, their SNOM access rules, status history and public keys."""
+"""SIP accounts, their SNOM access rules, status history, public keys and the words the search indexes."""
 
 import re
 import uuid

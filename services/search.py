@@ -14,7 +14,7 @@ Field rules (the console's help panel says the same):
   code-point order on text as in Lucene (on each word of owner and description), by date on dates.
 - AND, OR, NOT (or `&&`, `||`, `!`), `+`, `-` and grouping as in Lucene; terms side by side are OR unless
   one carries `+`.
-Everything is case-insensitive; `%`, `_`, quotes and backslashes are plain characters.
+Everything is case-insensitive; `%` and `_` are no wildcards, and a backslash makes the next character plain.
 """
 
 import operator
