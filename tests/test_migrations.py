@@ -84,3 +84,29 @@ def test_migrations_downgrade_to_nothing_and_upgrade_again(scratch_app):
 
     assert tables == {table.name for table in db.metadata.sorted_tables} | {"alembic_version"}
     assert schema_diff(scratch_app) == []
+
+
+def test_the_words_revision_fills_the_words_of_existing_accounts(scratch_app):
+    from sqlalchemy import insert, select
+
+    from models import Account, AccountTerm, Group
+
+    with scratch_app.app_context():
+        upgrade(revision="251c23997868")  # the revision before account_terms
+        group_id = db.session.execute(insert(Group.__table__).values(name="Old").returning(Group.id)).scalar()
+        db.session.execute(insert(Account.__table__), [
+            {"username": "old1", "callerid": "+41790000001", "password_encrypted": "x", "group_id": group_id,
+             "owner": "Anna Meier-Huber", "description": "Sales desk"},
+            {"username": "old2", "callerid": "+41790000002", "password_encrypted": "x", "group_id": group_id,
+             "owner": "", "description": ""},
+        ])
+        db.session.commit()
+        upgrade()
+        terms = select(Account.username, AccountTerm.field, AccountTerm.position, AccountTerm.term)
+        rows = db.session.execute(terms.join(AccountTerm, AccountTerm.account_id == Account.id)
+                                  .order_by(AccountTerm.field, AccountTerm.position)).all()
+        db.session.remove()
+
+    assert [tuple(row) for row in rows] == [
+        ("old1", "description", 0, "sales"), ("old1", "description", 1, "desk"),
+        ("old1", "owner", 0, "anna"), ("old1", "owner", 1, "meier"), ("old1", "owner", 2, "huber")]

@@ -15,7 +15,7 @@ from webtools import page_text
 
 from extensions import db, vault
 from models import Account, AccountType, Group, Status, StatusEvent
-from services import accounts, search, staff
+from services import accounts, imports, jobs, search, staff
 
 LISTED = re.compile(r'<td><a href="/accounts/\d+">([^<]+)</a></td>')
 
@@ -187,6 +187,27 @@ def test_an_edit_keeps_the_words_in_step(app, admin, make_account):
     assert found(admin, "owner:old") == []
     assert found(admin, "owner:new AND owner:name AND description:\"second words\"") == ["edited"]
     assert found(admin, "description:first") == []
+
+
+def test_accounts_the_csv_import_writes_are_found_by_their_words(app, admin, admin_id, group):
+    data = (b"callerid,owner,email,description\r\n"
+            b"+41791234501,Anna Meier-Huber,anna@example.com,Sales desk\r\n"
+            b"+41791234502,Bruno Keller,bruno@example.com,\r\n")
+    with app.app_context():
+        job = imports.start(data, filename="words.csv", default_group_id=group, actor=staff.get(admin_id))
+        job_id = job.id
+        db.session.remove()
+        assert jobs.run_next()
+        db.session.remove()
+        actor = staff.get(admin_id)
+        imports.confirm(imports.get_visible(job_id, actor), send="", actor=actor)
+        db.session.remove()
+        assert jobs.run_next()
+        db.session.remove()
+        names = dict(db.session.execute(select(Account.callerid, Account.username)).all())
+    assert found(admin, "owner:huber") == [names["+41791234501"]]
+    assert found(admin, 'owner:"meier huber" AND description:"sales desk"') == [names["+41791234501"]]
+    assert found(admin, "keller") == [names["+41791234502"]]
 
 
 def test_whole_value_fields_match_in_any_case_beyond_ascii_whatever_wrote_the_row(app, admin, make_account):
