@@ -2,8 +2,8 @@
 
 Each size gets its own scratch SQLite database, filled with a raw bulk insert, and is queried through the
 real page (`GET /accounts?q=…`, signed in as an admin, Flask test client): the median of REPEAT requests
-after a warm-up. Prints `ratio list_100k_vs_10k`, `term_100k_vs_10k`, `wildcard_100k_vs_10k` and
-`boolean_100k_vs_10k`.
+after a warm-up. Prints `ratio list_100k_vs_10k`, `term_100k_vs_10k`, `wildcard_100k_vs_10k`,
+`boolean_100k_vs_10k`, `owner_word_100k_vs_10k`, `bare_word_100k_vs_10k` and `description_phrase_100k_vs_10k`.
 """
 
 import os
@@ -22,17 +22,35 @@ SIZES = (10_000, 100_000)
 REPEAT = 40
 OWNERS = ("Anna", "Bruno", "Carla", "David", "Elena", "Franz", "Gina", "Hugo", "Ines", "Jonas")
 SURNAMES = ("Meier", "Müller", "Keller", "Weber", "Huber", "Schmid", "Frei", "Baumann", "Graf", "Roth")
+PLACES = ("Front", "Back", "Sales", "Support", "Lobby", "Hall", "Office", "Store", "Garage", "Kitchen")
+SHIFTS = ("day", "night", "early", "late", "weekend")
 PASSWORD = "load test passphrase 2026"
+# Ten accounts at each size (among the first 10,000) carry the rare words the word searches look for.
+RARE = range(7, 10_000, 1_000)
 
 
 def queries(size: int) -> dict[str, str]:
-    """The same four searches at each size; the term and the wildcard name accounts that exist at both."""
+    """The same searches at each size; all but the list and the boolean name accounts that exist at both."""
     return {
         "list": "",
         "term": "username:80005000",                    # one account, by its whole username
         "wildcard": "callerid:+4179000123*",            # a prefix: about ten accounts at each size
         "boolean": "(status:activated OR status:connected) AND NOT enabled:false",
+        "owner_word": "owner:zumstein",                 # a rare word among common ones: the RARE accounts
+        "bare_word": "xaver",                           # the same accounts, by a word in any field
+        "description_phrase": 'description:"backup desk"',  # a rare word, then one every account has
     }
+
+
+def owner(i: int, rng: random.Random) -> str:
+    """A first name and a surname out of ten each; the RARE accounts' owner is a name no other has."""
+    return "Xaver Zumstein" if i in RARE else f"{rng.choice(OWNERS)} {rng.choice(SURNAMES)}"
+
+
+def description(i: int, rng: random.Random) -> str:
+    """Where the phone stands and its shift; the RARE accounts stand at the backup desk."""
+    place = "Backup" if i in RARE else rng.choice(PLACES)
+    return f"{place} desk, {rng.choice(SHIFTS)} shift"
 
 
 def build(size: int):
@@ -44,7 +62,7 @@ def build(size: int):
     from app import create_app
     from extensions import db, vault
     from models import Account, Group, Profile, Role, Status
-    from services import staff
+    from services import search, staff
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "SECRET_KEY": env["SECRET_KEY"],
                       "ENCRYPTION_KEYS": [env["PROVISIO_ENCRYPTION_KEYS"]], "SESSION_COOKIE_SECURE": False,
@@ -60,13 +78,15 @@ def build(size: int):
         staff.create(username="searcher", password=PASSWORD, role=Role.ADMIN, actor="bench")
         password = vault.encrypt("bench-sip-password-1234567")
         statuses = list(Status)
-        rows = [{"username": f"8{i:07d}", "callerid": f"+4179{i:07d}", "password_encrypted": password,
-                 "owner": f"{rng.choice(OWNERS)} {rng.choice(SURNAMES)}", "email": f"user{i}@example.com",
-                 "description": "", "group_id": groups[i % 10].id, "status": rng.choice(statuses),
-                 "enabled": rng.random() < 0.8, "uid": f"00000000-0000-4000-8000-{i:012d}"}
+        rows = [{"id": i + 1, "username": f"8{i:07d}", "callerid": f"+4179{i:07d}",
+                 "password_encrypted": password, "owner": owner(i, rng), "email": f"user{i}@example.com",
+                 "description": description(i, rng), "group_id": groups[i % 10].id,
+                 "status": rng.choice(statuses), "enabled": rng.random() < 0.8,
+                 "uid": f"00000000-0000-4000-8000-{i:012d}"}
                 for i in range(size)]
         for start in range(0, size, 10_000):
             db.session.execute(insert(Account), rows[start:start + 10_000])
+            search.index_words((row["id"], row) for row in rows[start:start + 10_000])
         db.session.commit()
     return app
 

@@ -1,6 +1,6 @@
 """Every model, importable from one place (and visible to Alembic)."""
 
-from models.account import AccessRule, Account, PublicKey, StatusEvent
+from models.account import AccessRule, Account, AccountTerm, PublicKey, StatusEvent
 from models.audit import AuditEvent
 from models.base import utcnow
 from models.device import Device
@@ -27,6 +27,7 @@ from models.worker import WorkerBeat
 __all__ = [
     "AccessRule",
     "Account",
+    "AccountTerm",
     "AccountType",
     "AuditEvent",
     "Channel",

@@ -1,10 +1,14 @@
-"""SIP accounts, their SNOM access rules, status history and public keys."""
+"""SIP accounts, their SNOM access rules, status history, public keys and the words the search indexes."""
 
+import re
 import uuid
+from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy import ForeignKey, Index, String, Text, inspect
+from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship, validates
 
 from extensions import db
 from models.base import TimestampMixin, UTCDateTime, enum_type, utcnow
@@ -15,11 +19,34 @@ from models.enums import AccountType, LicenceState, RuleKind, Status
 SEARCH_INDEX_PREFIX = "ix_accounts_lower_"
 # The whole-value search fields, each kept beside its value in lower case ("<field>_folded").
 FOLDED_FIELDS = ("username", "callerid", "email")
+# The analysed search fields, as Lucene's text fields: their words are kept in account_terms.
+TEXT_FIELDS = ("owner", "description")
+# Lucene's StandardAnalyzer cuts a longer run into pieces of 255 characters too; it keeps index entries small.
+MAX_WORD = 255
+_RUNS = re.compile(r"[\w\u0300-\u036f]+")  # letters, digits and _, with the accents combined with letters
 
 
 def fold(value: str | None) -> str:
     """The case-insensitive form of a search value, for every letter (the search folds its terms alike)."""
     return (value or "").lower()
+
+
+def words(value: str | None) -> list[str]:
+    """The terms of an analysed field, as Lucene's StandardAnalyzer makes them: runs of letters and digits
+    (an underscore, a space, any punctuation separates two), folded."""
+    terms = []
+    for run in _RUNS.findall(value or ""):
+        for word in run.split("_"):
+            folded = fold(word)
+            terms += [folded[start:start + MAX_WORD] for start in range(0, len(folded), MAX_WORD)]
+    return terms
+
+
+def term_rows(accounts: Iterable[tuple[int, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The account_terms rows of (id, values) pairs, for a Core insert of accounts (the CSV import's)."""
+    return [{"account_id": account_id, "field": field, "position": position, "term": term}
+            for account_id, values in accounts for field in TEXT_FIELDS
+            for position, term in enumerate(words(values.get(field)))]
 
 
 def _folded_default(field: str):
@@ -108,11 +135,25 @@ class Account(TimestampMixin, db.Model):
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True
     )
     messages: Mapped[list["Message"]] = relationship(back_populates="account", passive_deletes=True)  # noqa: F821
+    terms: Mapped[list["AccountTerm"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
     @validates(*FOLDED_FIELDS)
     def _fold(self, field: str, value: str | None) -> str | None:
         """Keep the folded copy of a search field in step with the value."""
         setattr(self, f"{field}_folded", fold(value))
+        return value
+
+    @validates(*TEXT_FIELDS)
+    def _analyse(self, field: str, value: str | None) -> str | None:
+        """Keep the words of an analysed search field in step with the value."""
+        if inspect(self).dict.get(field) == value:
+            return value
+        session = object_session(self)
+        # Loading the old words must not flush the half-made edit (a clash would surface here, not at commit).
+        with session.no_autoflush if session is not None else nullcontext():
+            kept = [term for term in self.terms if term.field != field]
+        self.terms = kept + [AccountTerm(field=field, position=position, term=term)
+                             for position, term in enumerate(words(value))]
         return value
 
     @property
@@ -134,6 +175,25 @@ class Account(TimestampMixin, db.Model):
 
     def __repr__(self) -> str:
         return f"<Account {self.username}>"
+
+
+class AccountTerm(db.Model):
+    """One word of an account's analysed search field (owner, description) at its position: the search's
+    index of words, as Lucene's postings. Kept by Account._analyse, or by term_rows for a Core insert."""
+
+    __tablename__ = "account_terms"
+    __table_args__ = (
+        # A word's accounts and positions, from the index alone (a phrase joins on them); text_pattern_ops
+        # lets PostgreSQL answer LIKE 'prefix%' and the code-point order of ranges in any collation.
+        Index("ix_account_terms_field_term", "field", "term", "account_id", "position",
+              postgresql_ops={"term": "text_pattern_ops"}),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(String(16))
+    position: Mapped[int]
+    term: Mapped[str] = mapped_column(String(MAX_WORD))
 
 
 class AccessRule(db.Model):

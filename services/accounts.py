@@ -65,7 +65,7 @@ def filtered(query: Select, user: StaffUser, *, search: str = "", group_id: int 
     raises QueryError), a group, a status, devices seen since a moment; always scoped to the user."""
     query = scoped(query, user)
     if search:
-        query = query.where(search_condition(search))
+        query = query.where(search_condition(search, user))
     if group_id:
         query = query.where(Account.group_id == group_id)
     if status:

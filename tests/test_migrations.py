@@ -119,3 +119,29 @@ def test_imports_stored_with_the_older_sentence_phases_move_to_the_phase_names_a
 
     assert upgraded == [*sentences.values(), "Checked"]
     assert downgraded == [phase for _, phase in stored]
+
+
+def test_the_words_revision_fills_the_words_of_existing_accounts(scratch_app):
+    from sqlalchemy import insert, select
+
+    from models import Account, AccountTerm, Group
+
+    with scratch_app.app_context():
+        upgrade(revision="251c23997868")  # a revision before account_terms
+        group_id = db.session.execute(insert(Group.__table__).values(name="Old").returning(Group.id)).scalar()
+        db.session.execute(insert(Account.__table__), [
+            {"username": "old1", "callerid": "+41790000001", "password_encrypted": "x", "group_id": group_id,
+             "owner": "Anna Meier-Huber", "description": "Sales desk"},
+            {"username": "old2", "callerid": "+41790000002", "password_encrypted": "x", "group_id": group_id,
+             "owner": "", "description": ""},
+        ])
+        db.session.commit()
+        upgrade()
+        terms = select(Account.username, AccountTerm.field, AccountTerm.position, AccountTerm.term)
+        rows = db.session.execute(terms.join(AccountTerm, AccountTerm.account_id == Account.id)
+                                  .order_by(AccountTerm.field, AccountTerm.position)).all()
+        db.session.remove()
+
+    assert [tuple(row) for row in rows] == [
+        ("old1", "description", 0, "sales"), ("old1", "description", 1, "desk"),
+        ("old1", "owner", 0, "anna"), ("old1", "owner", 1, "meier"), ("old1", "owner", 2, "huber")]

@@ -37,6 +37,7 @@ from services.imports.checker import (
     scope_problem,
 )
 from services.imports.reader import rows
+from services.search import index_words
 
 KIND = "import"
 PROGRESS_EVERY = 1_000
@@ -182,6 +183,7 @@ def _insert(records: list[CheckedRow], actor: StaffUser) -> list[int]:
     ids = [id_of[row["username"]] for row in rows]
     db.session.execute(insert(StatusEvent), [
         {"account_id": id_, "status": Status.CREATED, "actor": actor.username} for id_ in ids])
+    index_words(zip(ids, rows, strict=True))
     rules = [{"account_id": id_, "kind": kind, "network": network, "position": position}
              for id_, record in zip(ids, records, strict=True) for kind in RuleKind
              for position, network in enumerate(getattr(record, kind.value))]
