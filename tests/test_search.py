@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, select, update
 
 from extensions import db, vault
 from models import Account, AccountType, Group, Status, StatusEvent
-from services import accounts, imports, jobs, search, staff
+from services import accounts, imports, job_kinds, jobs, search, staff
 from tests.webtools import page_text
 
 LISTED = re.compile(r'<td><a href="/accounts/\d+">([^<]+)</a></td>')
@@ -197,12 +197,12 @@ def test_accounts_the_csv_import_writes_are_found_by_their_words(app, admin, adm
         job = imports.start(data, filename="words.csv", default_group_id=group, actor=staff.get(admin_id))
         job_id = job.id
         db.session.remove()
-        assert jobs.run_next()
+        assert jobs.run_next(job_kinds.HANDLERS)
         db.session.remove()
         actor = staff.get(admin_id)
         imports.confirm(imports.get_visible(job_id, actor), send="", actor=actor)
         db.session.remove()
-        assert jobs.run_next()
+        assert jobs.run_next(job_kinds.HANDLERS)
         db.session.remove()
         names = dict(db.session.execute(select(Account.callerid, Account.username)).all())
     assert found(admin, "owner:huber") == [names["+41791234501"]]
