@@ -39,3 +39,16 @@ def _matches(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, rule: str) -> bo
     if network.prefixlen == 0:  # every address, whatever its family
         return True
     return ip.version == network.version and ip in network
+
+
+def as_cidrs(rules: Iterable[str]) -> list[str]:
+    """The rules as CIDR networks matching exactly the addresses `is_allowed` matches them with.
+
+    For the SIP server, which tests the source address of a request against such a list. A rule of
+    every address names both families, as `_matches` reads it.
+    """
+    cidrs: list[str] = []
+    for rule in rules:
+        network = ipaddress.ip_network(rule, strict=False)
+        cidrs += ["0.0.0.0/0", "::/0"] if network.prefixlen == 0 else [network.with_prefixlen]
+    return cidrs
