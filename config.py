@@ -267,8 +267,9 @@ def _check_registrar(config) -> None:
         scheme, _, rest = url.partition("://")
         if scheme not in ("sqlite", "postgres") or (scheme == "sqlite" and not rest.startswith("//")):
             raise ConfigError(
-                f"Refusing to start with {name}={url.split('@')[-1]!r}: set it to sqlite:////absolute/path.db or "
-                "postgres://user:password@host/database (Kamailio reads it too, and knows no other form)."
+                f"Refusing to start with {name}={url.split('@')[-1]!r}: set it to "
+                "sqlite:////absolute/path.db or postgres://user:password@host/database (Kamailio reads it "
+                "too, and knows no other form)."
             )
 
 

@@ -29,7 +29,7 @@ metadata = MetaData()
 
 
 class _JulianDay(UserDefinedType):
-    """SQLite's column as Kamailio declares it; the values are Julian-day REALs, passed through as they are."""
+    """SQLite's column as Kamailio declares it; its values, Julian-day REALs, pass through as they are."""
 
     cache_ok = True
 

@@ -33,16 +33,16 @@ from services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 500  # accounts per registrar transaction: short, so Kamailio's reads never wait long
-# Kamailio's configuration, read at start; the environment variables below are its settings.
+CHUNK = 500  # accounts per registrar transaction: short ones, in bounded memory for a 100,000-row import
+# Kamailio's configuration; it reads its settings from these environment variables, Provisio's own.
 KAMAILIO_CFG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "deploy", "kamailio", "kamailio.cfg")
-KAMAILIO_SETTINGS = ("REGISTRAR_DATABASE_URL", "REGISTRAR_LOCATION_URL", "REGISTRAR_REALM", "REGISTRAR_LISTEN",
-                     "REGISTRAR_CTL", "REGISTRAR_MIN_EXPIRES", "KEEPALIVE_INTERVAL")
+KAMAILIO_SETTINGS = ("REGISTRAR_DATABASE_URL", "REGISTRAR_LOCATION_URL", "REGISTRAR_REALM",
+                     "REGISTRAR_LISTEN", "REGISTRAR_CTL", "REGISTRAR_MIN_EXPIRES", "KEEPALIVE_INTERVAL")
 _ENGINES: dict[str, Engine] = {}
 
 
-class RegistrarUnavailable(ServiceError):
-    """Kamailio's control socket did not answer."""
+class RegistrarError(ServiceError):
+    """Kamailio's control socket did not answer, or refused the command."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def configured() -> bool:
 
 
 def refusal(account: Account) -> str | None:
-    """Why the SIP server refuses the account (the reason of its 403), or None when it may register and call."""
+    """Why the SIP server refuses the account (its 403's reason), or None when it may register and call."""
     if account.enabled:
         return None
     return "Account not activated" if account.wizard and not account.staff_disabled else "Account disabled"
@@ -115,7 +115,7 @@ def sync(account_ids: Iterable[int] | None = None) -> None:
     for username in _with_registrations(ended):
         try:
             end_registrations(username)
-        except RegistrarUnavailable as exc:
+        except RegistrarError as exc:
             # Kamailio refuses the account's requests all the same; the registration only lingers
             # in "Registered clients" until it expires.
             logger.warning("registrations of %s not ended: %s", username, exc.message)
@@ -123,24 +123,27 @@ def sync(account_ids: Iterable[int] | None = None) -> None:
 
 def end_registrations(username: str) -> None:
     """End every registration of a username at once, over Kamailio's control socket (usrloc's ul.rm)."""
-    command = ["kamcmd", "-s", current_app.config["REGISTRAR_CTL"], "ul.rm", location.name, username]
+    # "s:": kamcmd would send a numeric username as a number, which ul.rm refuses.
+    command = ["kamcmd", "-s", current_app.config["REGISTRAR_CTL"], "ul.rm", location.name, f"s:{username}"]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RegistrarUnavailable(f"kamcmd failed: {exc}") from None
-    if result.returncode != 0:
-        raise RegistrarUnavailable((result.stderr or result.stdout).strip() or f"kamcmd exit {result.returncode}")
+        raise RegistrarError(f"kamcmd failed: {exc}") from None
+    said = (result.stderr + result.stdout).strip()
+    # kamcmd exits with 0 when the command itself fails, and says "error: …".
+    if result.returncode != 0 or said.startswith("error"):
+        raise RegistrarError(said or f"kamcmd exited with {result.returncode}")
 
 
 def registered(usernames: Iterable[str] | None = None) -> list[Registration]:
     """The registrations the SIP server holds now (of these usernames), soonest expiry first."""
     if not configured():
         return []
-    query = (select(location.c.username, location.c.contact, location.c.received, location.c.user_agent,
-                    location.c.expires)
-             .where(location.c.expires > utcnow()).order_by(location.c.expires, location.c.id))
+    columns = location.c
+    query = (select(columns.username, columns.contact, columns.received, columns.user_agent, columns.expires)
+             .where(columns.expires > utcnow()).order_by(columns.expires, columns.id))
     if usernames is not None:
-        query = query.where(location.c.username.in_(list(usernames)))
+        query = query.where(columns.username.in_(list(usernames)))
     with _engine("REGISTRAR_LOCATION_URL").connect() as connection:
         rows = connection.execute(query).all()
     return [Registration(row.username, row.contact, _address(row.received or row.contact), row.user_agent,
@@ -165,20 +168,20 @@ def registered_clients(user: StaffUser) -> list[RegisteredClient]:
 
 
 def mark_connected() -> int:
-    """Move every account registered now to Connected (the lifecycle only moves forward); return how many."""
+    """Move every account registered now to Connected (it never moves back on its own); return how many."""
     moved = 0
     for chunk in _chunks(sorted({registration.username for registration in registered()})):
-        for account in db.session.scalars(select(Account).where(Account.username.in_(chunk),
-                                                                Account.status != Status.CONNECTED)):
+        query = select(Account).where(Account.username.in_(chunk), Account.status != Status.CONNECTED)
+        for account in db.session.scalars(query):
             moved += accounts.set_status(account, Status.CONNECTED, actor="registrar")
     db.session.commit()
     return moved
 
 
 def init_schema() -> None:
-    """Create the registrar's missing tables; a SQLite file is created in WAL mode (extensions.py)."""
-    for name, tables in (("REGISTRAR_DATABASE_URL", [subscriber, numbers]), ("REGISTRAR_LOCATION_URL", [location])):
-        tables[0].metadata.create_all(_engine(name), tables=tables)
+    """Create the registrar's missing tables; a SQLite file is made in WAL mode (extensions.py)."""
+    subscriber.metadata.create_all(_engine("REGISTRAR_DATABASE_URL"), tables=[subscriber, numbers])
+    location.metadata.create_all(_engine("REGISTRAR_LOCATION_URL"), tables=[location])
 
 
 def kamailio_environment(config) -> dict[str, str]:
@@ -196,18 +199,22 @@ def kamailio_command(runtime_dir: str) -> list[str]:
 
 def _sync_chunk(ids: list[int], realm: str) -> list[str]:
     """Rewrite the rows of some accounts in one short transaction; return the usernames to end."""
-    found = list(db.session.scalars(select(Account).where(Account.id.in_(ids)).options(selectinload(Account.rules))))
-    rows = [subscriber_row(account, realm) for account in found]
-    number_rows = [{"account_id": row["account_id"], "number": number, "username": row["username"], "domain": realm}
+    query = select(Account).where(Account.id.in_(ids)).options(selectinload(Account.rules))
+    rows = [subscriber_row(account, realm) for account in db.session.scalars(query)]
+    number_rows = [{"account_id": row["account_id"], "number": number, "username": row["username"],
+                    "domain": realm}
                    for row in rows for number in (row["callerid"], row["secondary_callerid"]) if number]
     accepted = {row["account_id"]: row["username"] for row in rows if row["enabled"]}
+    # A row holding a name or number that one of these accounts has now is stale: it goes too.
+    holders = or_(subscriber.c.account_id.in_(ids),
+                  subscriber.c.username.in_([row["username"] for row in rows]))
+    numbered = or_(numbers.c.account_id.in_(ids),
+                   numbers.c.number.in_([row["number"] for row in number_rows]))
     with _engine("REGISTRAR_DATABASE_URL").begin() as connection:
-        # A row holding a name or number that one of these accounts has now is stale: it goes too.
-        holders = or_(subscriber.c.account_id.in_(ids), subscriber.c.username.in_([row["username"] for row in rows]))
-        before = connection.execute(select(subscriber.c.account_id, subscriber.c.username).where(holders)).all()
+        before = connection.execute(select(subscriber.c.account_id, subscriber.c.username)
+                                    .where(holders)).all()
         connection.execute(delete(subscriber).where(holders))
-        connection.execute(delete(numbers).where(or_(
-            numbers.c.account_id.in_(ids), numbers.c.number.in_([row["number"] for row in number_rows]))))
+        connection.execute(delete(numbers).where(numbered))
         if rows:
             connection.execute(insert(subscriber), rows)
         if number_rows:
@@ -232,7 +239,8 @@ def _with_registrations(usernames: list[str]) -> list[str]:
     found: set[str] = set()
     with _engine("REGISTRAR_LOCATION_URL").connect() as connection:
         for chunk in _chunks(sorted(set(usernames))):
-            found.update(connection.scalars(select(location.c.username).where(location.c.username.in_(chunk))))
+            query = select(location.c.username).where(location.c.username.in_(chunk))
+            found.update(connection.scalars(query))
     return sorted(found)
 
 
@@ -251,7 +259,7 @@ def _chunks(items: list) -> Iterator[list]:
 
 
 def _engine(setting: str) -> Engine:
-    """One engine per registrar database and process; SQLite files get Provisio's pragmas (extensions.py)."""
+    """One engine per registrar database and process; SQLite ones get Provisio's pragmas (extensions.py)."""
     url = database_url(current_app.config[setting])
     if url not in _ENGINES:
         options = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
@@ -260,7 +268,7 @@ def _engine(setting: str) -> Engine:
 
 
 def _address(uri: str) -> str:
-    """host:port of a SIP URI as usrloc stores it (`sip:user@10.0.0.1:5060;transport=tcp` → 10.0.0.1:5060)."""
+    """host:port of a SIP URI as usrloc stores it: `sip:user@10.0.0.1:5060;transport=tcp` → 10.0.0.1:5060."""
     return uri.split(":", 1)[-1].split("@")[-1].split(";")[0]
 
 

@@ -77,8 +77,9 @@ def kamailio(database_url, tmp_path_factory):
         registrar.init_schema()
     log = folder / "kamailio.log"
     with open(log, "wb") as output:
-        process = subprocess.Popen(registrar.kamailio_command(str(folder)), env=registrar.kamailio_environment(
-            app.config), stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(registrar.kamailio_command(str(folder)),
+                                   env=registrar.kamailio_environment(app.config), stdout=output,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     server = Kamailio(f"127.0.0.1:{port}", config, log, process.pid)
     try:
         _wait_until_up(process, server)
@@ -115,6 +116,7 @@ def app(app, kamailio):
         # No account exists yet (the previous test's were deleted): a full sync removes every
         # subscriber left and ends its registrations.
         registrar.sync()
+        assert registrar.registered() == [], "a registration outlived its account"
     return app
 
 

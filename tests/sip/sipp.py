@@ -1,4 +1,4 @@
-"""sipp, the SIP client of these tests: it registers, calls and answers, and its message log says what it saw."""
+"""sipp, the SIP client of these tests: it registers, calls and answers; its message log says what it saw."""
 
 import contextlib
 import signal
@@ -92,8 +92,8 @@ def run(scenario: str, server: str, tmp: Path, *, user: str, password: str, sour
     return result
 
 
-def register(server: str, tmp: Path, user: str, password: str, *, source: str = "127.0.0.1", expires: int = 60,
-             user_agent: str = "sipp") -> Run:
+def register(server: str, tmp: Path, user: str, password: str, *, source: str = "127.0.0.1",
+             expires: int = 60, user_agent: str = "sipp") -> Run:
     """REGISTER once with digest authentication; `final()` is the registrar's answer."""
     return run("register.xml", server, tmp, user=user, password=password, source=source,
                keys={"expires": str(expires), "user_agent": user_agent}, extra=["-d", "0"])
@@ -105,9 +105,9 @@ def call(server: str, tmp: Path, user: str, password: str, number: str, *, sourc
 
 
 @contextlib.contextmanager
-def client(server: str, tmp: Path, user: str, password: str, *, answer: bool = True, source: str = "127.0.0.1",
-           expires: int = 60, user_agent: str = "sipp") -> Iterator[Run]:
-    """A registered client that answers calls (answer.xml) or else keep-alive OPTIONS, until the block ends."""
+def client(server: str, tmp: Path, user: str, password: str, *, answer: bool = True,
+           source: str = "127.0.0.1", expires: int = 60, user_agent: str = "sipp") -> Iterator[Run]:
+    """A client registered until the block ends, answering calls (answer.xml) or else keep-alive OPTIONS."""
     result = Run(log=tmp / f"sipp-{user}-{time.monotonic_ns()}.log", port=free_port(source))
     extra = ["-d", "30000"] + (["-oocsf", str(SCENARIOS / "answer.xml")] if answer else ["-aa"])
     result.process = subprocess.Popen(
@@ -117,7 +117,8 @@ def client(server: str, tmp: Path, user: str, password: str, *, answer: bool = T
     try:
         deadline = time.monotonic() + 5
         while result.final("REGISTER") is None:
-            assert result.process.poll() is None and time.monotonic() < deadline, "the client did not register"
+            assert result.process.poll() is None, "the client stopped before it registered"
+            assert time.monotonic() < deadline, "the client did not register"
             time.sleep(0.02)
         assert result.final("REGISTER") == (200, "OK"), f"the client was refused: {result.final('REGISTER')}"
         yield result
