@@ -179,9 +179,17 @@ def mark_connected() -> int:
 
 
 def init_schema() -> None:
-    """Create the registrar's missing tables; a SQLite file is made in WAL mode (extensions.py)."""
-    subscriber.metadata.create_all(_engine("REGISTRAR_DATABASE_URL"), tables=[subscriber, numbers])
-    location.metadata.create_all(_engine("REGISTRAR_LOCATION_URL"), tables=[location])
+    """Create the registrar's missing tables.
+
+    A SQLite file is made in WAL mode (extensions.py) and writable by its group: Kamailio, another user
+    of that group, reads and writes it too (SQLite gives the -wal and -shm files the same mode).
+    """
+    for setting, tables in (("REGISTRAR_DATABASE_URL", [subscriber, numbers]),
+                            ("REGISTRAR_LOCATION_URL", [location])):
+        engine = _engine(setting)
+        subscriber.metadata.create_all(engine, tables=tables)
+        if engine.url.get_backend_name() == "sqlite":
+            os.chmod(engine.url.database, 0o660)
 
 
 def kamailio_environment(config) -> dict[str, str]:

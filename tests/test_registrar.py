@@ -286,6 +286,7 @@ def test_registrar_init_makes_the_files_in_wal_mode_and_sync_fills_them(app, mak
     for name in ("registrar.db", "registrar-location.db"):
         with sqlite3.connect(tmp_path / name) as connection:
             assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o660  # Kamailio's user shares the group
 
 
 def test_registrar_commands_say_what_to_set_without_a_registrar(app):
