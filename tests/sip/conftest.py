@@ -3,8 +3,8 @@
 Kamailio runs unprivileged on 127.0.0.1 and a free port, in its own process group, and is stopped by
 SIGTERM to its own PID (a SIGKILL would leave its children running). Its registrar database is the
 test database on PostgreSQL (TEST_DATABASE_URL; the migrations made its tables), two files of its own
-on SQLite (`registrar.init_schema`). Without Kamailio and sipp every test here is skipped, except under
-CI=true, where that is a failure.
+on SQLite (`registrar.init_schema`). Without Kamailio and sipp these tests are left out, said in one
+line, except under CI, where that is a failure.
 """
 
 import os
@@ -28,6 +28,8 @@ MODULES = ("db_sqlite.so", "db_postgres.so")
 PACKAGES = "kamailio kamailio-sqlite-modules kamailio-postgres-modules sip-tester"
 MODULE_DIRS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules",
                "/usr/lib/kamailio/modules")
+HERE = Path(__file__).parent
+LEFT_OUT_KEY = pytest.StashKey[tuple[int, str]]()
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,32 @@ def _registrar_urls(database_url: str, folder: Path) -> dict:
             "REGISTRAR_LOCATION_URL": f"sqlite:///{folder / 'registrar-location.db'}"}
 
 
+def _missing_message(absent: list[str]) -> str:
+    return (f"SIP tests not run: {', '.join(absent)} missing. "
+            f"To run them: apt-get install {PACKAGES} (CI does).")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without Kamailio and sipp (and outside CI) leave the SIP tests out, said once, not once a test."""
+    if os.environ.get("CI") or not (absent := missing()):
+        return
+    sip_tests = [item for item in items if HERE in item.path.parents]
+    if sip_tests:
+        config.hook.pytest_deselected(items=sip_tests)
+        items[:] = [item for item in items if HERE not in item.path.parents]
+        config.stash[LEFT_OUT_KEY] = (len(sip_tests), _missing_message(absent))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if left_out := config.stash.get(LEFT_OUT_KEY, None):
+        terminalreporter.write_line(f"{left_out[1]} ({left_out[0]} tests)")
+
+
 @pytest.fixture(scope="session")
 def kamailio(database_url, tmp_path_factory):
     """Start Kamailio once for the session; keep-alive every second, registrations from one second."""
     if absent := missing():
-        message = f"SIP tests need {', '.join(absent)}: apt-get install {PACKAGES}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(_missing_message(absent))  # only under CI: elsewhere the tests were left out
     folder = tmp_path_factory.mktemp("kamailio")
     port = free_port()
     config = {**_registrar_urls(database_url, folder), "REGISTRAR_REALM": "provisio.test",
