@@ -126,7 +126,7 @@ def test_snom_rules_reach_the_registrar_as_cidr_lists(sip_app, make_account):
 
     [row] = rows(sip_app, subscriber)
     assert (row["deny"], row["permit"], row["keepalive"]) == (
-        "0.0.0.0/0,::/0,10.1.0.0/16", "216.27.242.66/32", 0)
+        "0.0.0.0/0,::/0,10.1.0.0/16,::ffff:10.1.0.0/112", "216.27.242.66/32,::ffff:216.27.242.66/128", 0)
 
 
 NETWORKS = st.builds(lambda address, prefix: str(ipaddress.IPv4Network(f"{address}/{prefix}", strict=False)),
@@ -136,7 +136,8 @@ RULES = st.lists(NETWORKS, max_size=3)
 
 @given(address=st.ip_addresses(v=4) | st.ip_addresses(v=6), deny=RULES, permit=RULES)
 def test_the_cidr_lists_decide_as_is_allowed_does(address, deny, permit):
-    # What kamailio.cfg's SOURCE_RULES does with the lists: permit first, then deny, else let in.
+    # What kamailio.cfg's SOURCE_RULES does with the lists (ipops' is_in_subnet matches an address with
+    # the networks of its own family): permit first, then deny, else let in.
     def listed(rules):
         return any(address in ipaddress.ip_network(cidr) for cidr in access_rules.as_cidrs(rules)
                    if ipaddress.ip_network(cidr).version == address.version)

@@ -90,8 +90,8 @@ def kamailio(database_url, tmp_path_factory):
     folder = tmp_path_factory.mktemp("kamailio")
     port = free_port()
     config = {**_registrar_urls(database_url, folder), "REGISTRAR_REALM": "provisio.test",
-              "REGISTRAR_LISTEN": f"udp:127.0.0.1:{port}", "REGISTRAR_CTL": f"unix:{folder / 'ctl'}",
-              "REGISTRAR_MIN_EXPIRES": 1, "KEEPALIVE_INTERVAL": 1}
+              "REGISTRAR_LISTEN": f"udp:127.0.0.1:{port} tcp:127.0.0.1:{port}",
+              "REGISTRAR_CTL": f"unix:{folder / 'ctl'}", "REGISTRAR_MIN_EXPIRES": 1, "KEEPALIVE_INTERVAL": 1}
     app = create_app({**make_config(database_url), **config})
     with app.app_context():
         registrar.init_schema()

@@ -43,6 +43,7 @@ class Run:
 
     log: Path
     port: int
+    tcp: bool = False
     process: subprocess.Popen | None = None
     returncode: int | None = None
     output: str = field(default="", repr=False)
@@ -75,16 +76,16 @@ def _command(scenario: str, server: str, run: Run, *, user: str, password: str, 
              keys: dict[str, str], extra: list[str]) -> list[str]:
     command = ["sipp", server, "-sf", str(SCENARIOS / scenario), "-s", user, "-au", user, "-ap", password,
                "-i", source, "-p", str(run.port), "-m", "1", "-nostdin", "-trace_msg",
-               "-message_file", str(run.log), "-timeout", "20s"]
+               "-message_file", str(run.log), "-timeout", "20s", "-t", "t1" if run.tcp else "u1"]
     for key, value in keys.items():
         command += ["-key", key, value]
     return command + extra
 
 
 def run(scenario: str, server: str, tmp: Path, *, user: str, password: str, source: str = "127.0.0.1",
-        keys: dict[str, str] | None = None, extra: list[str] | None = None) -> Run:
-    """Run a scenario to its end."""
-    result = Run(log=tmp / f"sipp-{user}-{time.monotonic_ns()}.log", port=free_port(source))
+        tcp: bool = False, keys: dict[str, str] | None = None, extra: list[str] | None = None) -> Run:
+    """Run a scenario to its end, over UDP (or TCP)."""
+    result = Run(log=tmp / f"sipp-{user}-{time.monotonic_ns()}.log", port=free_port(source), tcp=tcp)
     done = subprocess.run(_command(scenario, server, result, user=user, password=password, source=source,
                                    keys=keys or {}, extra=extra or []),
                           capture_output=True, text=True, timeout=30, check=False)
@@ -93,22 +94,25 @@ def run(scenario: str, server: str, tmp: Path, *, user: str, password: str, sour
 
 
 def register(server: str, tmp: Path, user: str, password: str, *, source: str = "127.0.0.1",
-             expires: int = 60, user_agent: str = "sipp") -> Run:
+             tcp: bool = False, expires: int = 60, user_agent: str = "sipp") -> Run:
     """REGISTER once with digest authentication; `final()` is the registrar's answer."""
-    return run("register.xml", server, tmp, user=user, password=password, source=source,
+    return run("register.xml", server, tmp, user=user, password=password, source=source, tcp=tcp,
                keys={"expires": str(expires), "user_agent": user_agent}, extra=["-d", "0"])
 
 
-def call(server: str, tmp: Path, user: str, password: str, number: str, *, source: str = "127.0.0.1") -> Run:
+def call(server: str, tmp: Path, user: str, password: str, number: str, *, source: str = "127.0.0.1",
+         tcp: bool = False) -> Run:
     """Call a virtual number; answered, hang up at once. `final("INVITE")` is the answer to the call."""
-    return run("call.xml", server, tmp, user=user, password=password, source=source, keys={"number": number})
+    return run("call.xml", server, tmp, user=user, password=password, source=source, tcp=tcp,
+               keys={"number": number})
 
 
 @contextlib.contextmanager
 def client(server: str, tmp: Path, user: str, password: str, *, answer: bool = True,
-           source: str = "127.0.0.1", expires: int = 60, user_agent: str = "sipp") -> Iterator[Run]:
+           source: str = "127.0.0.1", tcp: bool = False, expires: int = 60,
+           user_agent: str = "sipp") -> Iterator[Run]:
     """A client registered until the block ends, answering calls (answer.xml) or else keep-alive OPTIONS."""
-    result = Run(log=tmp / f"sipp-{user}-{time.monotonic_ns()}.log", port=free_port(source))
+    result = Run(log=tmp / f"sipp-{user}-{time.monotonic_ns()}.log", port=free_port(source), tcp=tcp)
     extra = ["-d", "30000"] + (["-oocsf", str(SCENARIOS / "answer.xml")] if answer else ["-aa"])
     result.process = subprocess.Popen(
         _command("register.xml", server, result, user=user, password=password, source=source,

@@ -199,13 +199,14 @@ def test_calls_to_unknown_or_unregistered_numbers_are_refused(app, make_account,
     assert unregistered.final("INVITE") == (480, "Not registered")
 
 
-def test_keepalive_requests_arrive_at_the_interval_for_keepalive_accounts_only(app, make_account, sip):
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+def test_keepalive_requests_arrive_at_the_interval_for_keepalive_accounts_only(app, make_account, sip, tcp):
     interval = app.config["KEEPALIVE_INTERVAL"]
     pinged = synced(app, make_account, keepalive=True)
     quiet = synced(app, make_account, keepalive=False)
 
-    with (sipp.client(*sip, pinged.username, PASSWORD, answer=False) as pinged_phone,
-          sipp.client(*sip, quiet.username, PASSWORD, answer=False) as quiet_phone):
+    with (sipp.client(*sip, pinged.username, PASSWORD, answer=False, tcp=tcp) as pinged_phone,
+          sipp.client(*sip, quiet.username, PASSWORD, answer=False, tcp=tcp) as quiet_phone):
         deadline = time.monotonic() + 4 * interval + 2
         while len(pinged_phone.received("OPTIONS")) < 3:
             assert time.monotonic() < deadline, "fewer keep-alive requests than the interval promises"
@@ -216,3 +217,19 @@ def test_keepalive_requests_arrive_at_the_interval_for_keepalive_accounts_only(a
     gaps = [(later.at - earlier.at).total_seconds() for earlier, later in itertools.pairwise(options)]
     assert all(abs(gap - interval) < 0.3 for gap in gaps), gaps
     assert quiet_options == []
+
+
+def test_a_client_on_tcp_registers_and_is_called_on_its_connection(app, make_account, sip):
+    caller = synced(app, make_account)
+    callee = synced(app, make_account)
+
+    with sipp.client(*sip, callee.username, PASSWORD, tcp=True) as phone:
+        with app.app_context():
+            [registration] = registrar.registered()
+        call = sipp.call(*sip, caller.username, PASSWORD, callee.callerid)
+        received = [message.method for message in phone.messages() if message.received]
+
+    assert registration.source == f"127.0.0.1:{phone.port}"
+    assert (call.final("INVITE"), call.final("BYE")) == (OK, OK)
+    # The whole dialog reached the callee on its connection, though its Contact names no transport.
+    assert [method for method in received if method in ("INVITE", "ACK", "BYE")] == ["INVITE", "ACK", "BYE"]
