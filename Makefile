@@ -10,7 +10,16 @@ PORT ?= 5000
 RUN_ENV := PROVISIO_ENV=$${PROVISIO_ENV:-development} SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-0} \
 	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}
 
-.PHONY: run setup test bench seed clean
+# `make sip` runs a local SIP server (Kamailio) on Provisio's SQLite registrar files; `make run SIP=1`
+# starts Provisio wired to it (docs/operations.md, "Running the SIP server").
+SIP_ENV := REGISTRAR_DATABASE_URL=sqlite:///$(CURDIR)/instance/registrar.db \
+	REGISTRAR_LOCATION_URL=sqlite:///$(CURDIR)/instance/registrar-location.db \
+	REGISTRAR_CTL=unix:$(CURDIR)/instance/kamailio-ctl
+ifdef SIP
+RUN_ENV += $(SIP_ENV)
+endif
+
+.PHONY: run setup test bench seed sip clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +38,9 @@ run: setup
 
 seed: setup
 	$(RUN_ENV) $(FLASK) seed-demo
+
+sip: setup
+	$(RUN_ENV) $(SIP_ENV) $(FLASK) registrar-run
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -1,5 +1,6 @@
 """Thin command-line commands; the work happens in services."""
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from flask_migrate import upgrade
 import config
 from extensions import db
 from models import Role
-from services import backup, demo, health, job_kinds, jobs, messaging, staff, throttle
+from services import backup, demo, health, job_kinds, jobs, messaging, registrar, staff, throttle
 from services.errors import ServiceError
 
 # Rate counters (services.throttle) whose window started a day ago are dead: an idle worker deletes them
@@ -28,18 +29,21 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(setup)
         return
     for command in (setup, create_admin, reset_password, reset_totp, seed_demo, worker, backup_command,
-                    restore_command):
+                    restore_command, registrar_init, registrar_sync, registrar_run):
         app.cli.add_command(command)
 
 
 @click.command("setup")
 @with_appcontext
 def setup() -> None:
-    """Write the development secrets if missing, migrate the database and create the first administrator."""
+    """Write the development secrets if missing, migrate both databases (the app's, the SIP server's), create the
+    first administrator."""
     secrets_file = config.write_instance(current_app)
     if secrets_file:
         click.echo(f"Secrets written to {secrets_file} (readable by you only); every start reads them there.")
     upgrade()
+    if registrar.configured():
+        registrar.init_schema()
     password = staff.ensure_first_admin()
     if password:
         click.echo("=" * 60)
@@ -168,3 +172,39 @@ def _staff_user(username: str):
     if user is None:
         raise click.ClickException(f"No staff user {username}.")
     return user
+
+
+@click.command("registrar-init")
+@with_appcontext
+def registrar_init() -> None:
+    """Create the SIP server's missing tables, where REGISTRAR_DATABASE_URL and REGISTRAR_LOCATION_URL say."""
+    _require_registrar()
+    registrar.init_schema()
+    click.echo("The SIP server's tables are ready.")
+
+
+@click.command("registrar-sync")
+@with_appcontext
+def registrar_sync() -> None:
+    """Write every account to the SIP server again and remove the subscribers of deleted accounts."""
+    _require_registrar()
+    registrar.sync()
+    click.echo("The SIP server's subscribers match the accounts.")
+
+
+@click.command("registrar-run")
+@with_appcontext
+def registrar_run() -> None:
+    """Run Kamailio in the foreground on these settings, for a trial (in production: provisio-sip.service)."""
+    _require_registrar()
+    registrar.init_schema()
+    registrar.sync()
+    command = registrar.kamailio_command(current_app.instance_path)
+    click.echo(f"SIP server on {current_app.config['REGISTRAR_LISTEN']} (Ctrl-C stops it).")
+    os.execvpe(command[0], command, registrar.kamailio_environment(current_app.config))
+
+
+def _require_registrar() -> None:
+    if not registrar.configured():
+        raise click.ClickException("No SIP server is configured: set REGISTRAR_DATABASE_URL and "
+                                   "REGISTRAR_LOCATION_URL (docs/operations.md, \"Running the SIP server\").")

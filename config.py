@@ -87,6 +87,17 @@ class Config:
     KEEPALIVE_INTERVAL = int(os.environ.get("KEEPALIVE_INTERVAL", "60"))
     PAGE_SIZE = int(os.environ.get("PAGE_SIZE", "50"))
 
+    # The SIP server (Kamailio, deploy/kamailio/): unset, there is none and Connected comes from the app's
+    # heartbeat. Kamailio reads these same variables, KEEPALIVE_INTERVAL too (docs/operations.md).
+    # Subscribers (Provisio writes) and registrations (Kamailio writes): sqlite:////absolute/path.db or
+    # postgres://…, the forms both programs read; on SQLite two files, so that each has one writer.
+    REGISTRAR_DATABASE_URL = os.environ.get("REGISTRAR_DATABASE_URL")
+    REGISTRAR_LOCATION_URL = os.environ.get("REGISTRAR_LOCATION_URL")
+    REGISTRAR_REALM = os.environ.get("REGISTRAR_REALM", "provisio")  # the digest realm
+    REGISTRAR_LISTEN = os.environ.get("REGISTRAR_LISTEN", "udp:127.0.0.1:5060 tcp:127.0.0.1:5060")
+    REGISTRAR_CTL = os.environ.get("REGISTRAR_CTL", "unix:/run/provisio-sip/ctl")  # Kamailio's control socket
+    REGISTRAR_MIN_EXPIRES = int(os.environ.get("REGISTRAR_MIN_EXPIRES", "60"))  # shortest registration, s
+
     # Defaults of the console-editable settings (services/settings.py).
     LINK_MAX_AGE_HOURS = float(os.environ.get("LINK_MAX_AGE_HOURS", "72"))
     ACTIVATION_MIME_TYPE = os.environ.get("ACTIVATION_MIME_TYPE", "application/x-provisio-activation")
@@ -186,6 +197,7 @@ def load_secrets(app) -> None:
         _check_secret_keys(app, strict=strict)
         _check_encryption_keys(app.config["ENCRYPTION_KEYS"], strict=strict)
     _check_app_handoff(app)
+    _check_registrar(app.config)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = _instance_database(app)
 
@@ -285,6 +297,21 @@ def _check_app_handoff(app) -> None:
             app.config[name] = check(app.config[name])
         except Invalid as exc:
             raise ConfigError(f"Refusing to start with {name}={app.config[name]!r}: {exc.message}") from None
+
+
+def _check_registrar(config) -> None:
+    """Refuse registrar database URLs that Kamailio, which reads the same variables, would read otherwise."""
+    if not config.get("REGISTRAR_DATABASE_URL"):
+        return
+    for name in ("REGISTRAR_DATABASE_URL", "REGISTRAR_LOCATION_URL"):
+        url = config.get(name) or ""
+        scheme, _, rest = url.partition("://")
+        if scheme not in ("sqlite", "postgres") or (scheme == "sqlite" and not rest.startswith("//")):
+            raise ConfigError(
+                f"Refusing to start with {name}={url.split('@')[-1]!r}: set it to "
+                "sqlite:////absolute/path.db or postgres://user:password@host/database (Kamailio reads it "
+                "too, and knows no other form)."
+            )
 
 
 def _write_secrets(path: str) -> None:

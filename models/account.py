@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column, object_session, relationship, 
 from extensions import db
 from models.base import TimestampMixin, UTCDateTime, enum_type, utcnow
 from models.enums import AccountType, LicenceState, RuleKind, Status
+from models.registrar import TABLES as REGISTRAR_TABLES
 
 # The search's old expression indexes on lower(…) (revision d5a7c3e9f104, dropped by 4f1c2a7d9e30);
 # autogenerate leaves indexes with this prefix alone.
@@ -55,7 +56,10 @@ def _folded_default(field: str):
 
 
 def include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
-    """Alembic's include_object: everything but the search's hand-written expression indexes."""
+    """Alembic's include_object: everything but the search's hand-written expression indexes and the SIP
+    server's tables (models/registrar.py, not Provisio's models)."""
+    if type_ == "table" and name in REGISTRAR_TABLES:
+        return False
     return not (type_ == "index" and name and name.startswith(SEARCH_INDEX_PREFIX))
 
 

@@ -39,3 +39,20 @@ def _matches(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, rule: str) -> bo
     if network.prefixlen == 0:  # every address, whatever its family
         return True
     return ip.version == network.version and ip in network
+
+
+def as_cidrs(rules: Iterable[str]) -> list[str]:
+    """The rules as CIDR networks that match exactly the addresses `is_allowed` matches them with.
+
+    For the SIP server, which tests a request's source address against such a list: each network
+    also in its IPv4-mapped IPv6 form (as `is_allowed` reads ::ffff:10.0.0.1), a rule of every
+    address in both families.
+    """
+    cidrs: list[str] = []
+    for rule in rules:
+        network = ipaddress.IPv4Network(rule, strict=False)
+        if network.prefixlen == 0:
+            cidrs += ["0.0.0.0/0", "::/0"]
+        else:
+            cidrs += [network.with_prefixlen, f"::ffff:{network.network_address}/{96 + network.prefixlen}"]
+    return cidrs

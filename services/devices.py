@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from extensions import db
 from models import Account, Device, LicenceState, PublicKey, StaffUser, Status, utcnow
-from services import accounts, activation, audit
+from services import accounts, activation, audit, registrar
 from services.errors import ServiceError
 
 
@@ -68,12 +68,13 @@ def validate_licence(device: Device, *, today: date | None = None) -> dict:
 
 
 def heartbeat(device: Device, *, ip: str | None, app_version: str | None, interval: int) -> dict:
-    """Record that the client is registered: Connected, last seen, address, app version."""
+    """Record that the client is up: last seen, address, app version, and Connected without a SIP server."""
     account = require_enabled(device)
     device.last_seen, device.ip = utcnow(), ip
     if app_version:
         device.app_version = app_version[:32]
-    accounts.set_status(account, Status.CONNECTED, actor="device")
+    if not registrar.configured():  # with one, Connected means registered there (registrar.mark_connected)
+        accounts.set_status(account, Status.CONNECTED, actor="device")
     db.session.commit()
     return {"status": "connected", "next_heartbeat_seconds": interval}
 
