@@ -14,7 +14,7 @@ from flask_migrate import upgrade
 import config
 from extensions import db
 from models import Role
-from services import backup, demo, health, job_kinds, jobs, messaging, registrar, staff, throttle
+from services import backup, demo, devices, health, job_kinds, jobs, messaging, registrar, staff, throttle
 from services.errors import ServiceError
 
 # Rate counters (services.throttle) whose window started a day ago are dead: an idle worker deletes them
@@ -127,9 +127,11 @@ def worker(once: bool, idle: float, threads: int) -> None:
     click.echo("Outbox worker started." if not once else "Delivering due messages.")
     app = current_app._get_current_object()
     # Gateways answer slowly; several senders keep them busy. Each claims its own message.
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        handled = sum(future.result() for future in [pool.submit(_deliver_loop, app, once, idle)
-                                                     for _ in range(threads)])
+    with ThreadPoolExecutor(max_workers=threads + 1) as pool:
+        loops = [pool.submit(_deliver_loop, app, once, idle) for _ in range(threads)]
+        if registrar.configured():
+            pool.submit(_registrar_loop, app, once)
+        handled = sum(future.result() for future in loops)
     click.echo(f"Handled {handled} {'task' if handled == 1 else 'tasks'} (messages and jobs).")
 
 
@@ -174,6 +176,25 @@ def _staff_user(username: str):
     return user
 
 
+def _registrar_loop(app: Flask, once: bool) -> None:
+    """Turn registered accounts Connected every few seconds, and resync the SIP server now and then."""
+    poll, resync_every = app.config["REGISTRAR_POLL_SECONDS"], app.config["REGISTRAR_RESYNC_SECONDS"]
+    next_resync = 0.0  # at start: whatever changed while no worker ran
+    with app.app_context():
+        while True:
+            try:
+                if time.monotonic() >= next_resync:
+                    registrar.sync()
+                    next_resync = time.monotonic() + resync_every
+                devices.mark_registered_connected()
+            except Exception:  # the SIP server's database may be away for a while: try again later
+                app.logger.exception("registrar poll failed; retrying in %s s", poll)
+            db.session.remove()
+            if once:
+                return
+            time.sleep(poll)
+
+
 @click.command("registrar-init")
 @with_appcontext
 def registrar_init() -> None:
@@ -188,7 +209,8 @@ def registrar_init() -> None:
 def registrar_sync() -> None:
     """Write every account to the SIP server again and remove the subscribers of deleted accounts."""
     _require_registrar()
-    registrar.sync()
+    if not registrar.sync():
+        raise click.ClickException("The SIP server's database could not be written; the log says why.")
     click.echo("The SIP server's subscribers match the accounts.")
 
 

@@ -97,6 +97,10 @@ class Config:
     REGISTRAR_LISTEN = os.environ.get("REGISTRAR_LISTEN", "udp:127.0.0.1:5060 tcp:127.0.0.1:5060")
     REGISTRAR_CTL = os.environ.get("REGISTRAR_CTL", "unix:/run/provisio-sip/ctl")  # Kamailio's control socket
     REGISTRAR_MIN_EXPIRES = int(os.environ.get("REGISTRAR_MIN_EXPIRES", "60"))  # shortest registration, s
+    # The worker turns registered accounts Connected every REGISTRAR_POLL_SECONDS, and writes every
+    # account to the SIP server again every REGISTRAR_RESYNC_SECONDS (it catches up after an outage).
+    REGISTRAR_POLL_SECONDS = float(os.environ.get("REGISTRAR_POLL_SECONDS", "2"))
+    REGISTRAR_RESYNC_SECONDS = float(os.environ.get("REGISTRAR_RESYNC_SECONDS", "3600"))
 
     # Defaults of the console-editable settings (services/settings.py).
     LINK_MAX_AGE_HOURS = float(os.environ.get("LINK_MAX_AGE_HOURS", "72"))

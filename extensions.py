@@ -88,7 +88,7 @@ def _lower(value):
     return value.lower() if isinstance(value, str) else value
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def sqlite_pragmas(dbapi_connection, _record) -> None:
     """Make SQLite safe for a web server and a worker sharing one file (on each new connection)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -121,7 +121,7 @@ def init_app(app: Flask) -> None:
     with app.app_context():  # this app's engines only: a process (the test suite) may hold many apps
         for engine in db.engines.values():
             if engine.dialect.name == "sqlite":
-                event.listen(engine, "connect", _sqlite_pragmas)
+                event.listen(engine, "connect", sqlite_pragmas)
     migrate.init_app(app, db, render_as_batch=True)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -24,7 +24,7 @@ from models import (
     StatusEvent,
     utcnow,
 )
-from services import account_rules, audit, groups, keyset
+from services import account_rules, audit, groups, keyset, registrar
 from services.errors import Conflict, Invalid, NotFound
 from services.search import condition as search_condition
 from services.staff import check_password_strength
@@ -62,7 +62,7 @@ def list_page(user: StaffUser, *, before: keyset.Cursor = None, page_size: int =
 def filtered(query: Select, user: StaffUser, *, search: str = "", group_id: int | None = None,
              status: Status | None = None, online_since: datetime | None = None) -> Select:
     """The account list's filters on any account query: a Lucene `search` (services.search; a wrong one
-    raises QueryError), a group, a status, devices seen since a moment; always scoped to the user."""
+    raises QueryError), a group, a status, connected now (see _connected); always scoped to the user."""
     query = scoped(query, user)
     if search:
         query = query.where(search_condition(search, user))
@@ -71,8 +71,15 @@ def filtered(query: Select, user: StaffUser, *, search: str = "", group_id: int 
     if status:
         query = query.where(Account.status == status)
     if online_since:
-        query = query.where(Account.devices.any(Device.last_seen >= online_since))
+        query = query.where(_connected(online_since))
     return query
+
+
+def _connected(online_since: datetime):
+    """Connected now: registered at the SIP server when there is one, else a device seen since a moment."""
+    if registrar.configured():
+        return Account.username.in_(sorted(registrar.registered_usernames()))
+    return Account.devices.any(Device.last_seen >= online_since)
 
 
 def new_username() -> str:
@@ -86,7 +93,7 @@ def new_password() -> str:
 
 
 def sip_password(account: Account) -> str:
-    """Decrypt an account's SIP password, for the activation file and the SIP server only."""
+    """Decrypt an account's SIP password, for the activation file only (the SIP server gets digests)."""
     return vault.decrypt(account.password_encrypted)
 
 
@@ -119,6 +126,7 @@ def create(data: dict[str, Any], *, wizard: bool, actor: StaffUser) -> Account:
     _set_rules(account, data)
     account.status_events.append(StatusEvent(status=Status.CREATED, actor=actor.username))
     _commit(account, actor, "account.create", wizard=wizard)
+    registrar.sync([account.id])
     return account
 
 
@@ -132,14 +140,17 @@ def update_account(account: Account, data: dict[str, Any], *, actor: StaffUser) 
     _check_unique(account)
     _set_rules(account, data)
     _commit(account, actor, "account.update", fields=changed)
+    registrar.sync([account.id])
     return account
 
 
 def delete(account: Account, *, actor: StaffUser) -> None:
     """Delete an account, its history and keys; the audit trail keeps its name."""
+    account_id = account.id
     audit.record(actor, "account.delete", account)
     db.session.delete(account)
     db.session.commit()
+    registrar.sync([account_id])  # its subscriber goes, and its registrations end
 
 
 def set_enabled(account: Account, enabled: bool, *, actor: StaffUser) -> None:
@@ -150,6 +161,7 @@ def set_enabled(account: Account, enabled: bool, *, actor: StaffUser) -> None:
         account.link_version += 1
     audit.record(actor, "account.enable" if enabled else "account.disable", account)
     db.session.commit()
+    registrar.sync([account.id])
 
 
 def revoke_keys(account: Account, *, actor: StaffUser) -> int:
@@ -171,6 +183,7 @@ def rotate_password(account: Account, *, actor: StaffUser) -> None:
     account.link_version += 1
     audit.record(actor, "account.rotate_password", account)
     db.session.commit()
+    registrar.sync([account.id])
 
 
 def clear_licence(account: Account, *, actor: StaffUser) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, insert, update
 from extensions import db
 from models import Account, AccountType, AuditEvent, Device, Message, Platform, Profile, Status, StatusEvent
 from models.base import utcnow
-from services import accounts, audit, links, throttle
+from services import accounts, audit, links, registrar, throttle
 from services.errors import Throttled
 
 SCHEMA = "provisio.activation/1"
@@ -59,6 +59,8 @@ def activate(token: str, *, settings: dict, platform: Platform, ip: str | None, 
             credential = secrets.token_urlsafe(32)
             answer = respond(_file(link, settings, credential))
             _consume(connection, link, Delivery(credential, platform, ip, user_agent, app_version))
+        if link.wizard:  # enabled now: the SIP server accepts it from this moment
+            registrar.sync([link.id])
     except links.LinkGone as gone:
         refuse(link.id if link else links.account_id_of(gone.link_hash), gone.reason, ip=ip)
         raise

@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from extensions import db
 from models import Account, AuditEvent, StaffUser, utcnow
-from services import audit
+from services import audit, registrar
 from services.errors import Conflict, Invalid
 
 PREFIX = "provisio-"
@@ -47,9 +47,9 @@ def backup(destination: Path, *, keep: int | None = None) -> Path:
 
 
 def restore(source: Path, *, replace: bool) -> int:
-    """Put a backup in place of the database, bring it to the newest schema and cancel every link from
-    before; return how many accounts' links were cancelled. Refuses a database that holds data unless
-    `replace` (stop the web server and the worker first)."""
+    """Put a backup in place of the database, bring it to the newest schema, cancel every link from before
+    and resync the SIP server; return how many accounts' links were cancelled. Refuses a database that
+    holds data unless `replace` (stop the web server and the worker first)."""
     if not source.is_file():
         raise Invalid(f"No backup at {source}.")
     if not replace and _holds_data():
@@ -71,6 +71,7 @@ def restore(source: Path, *, replace: bool) -> int:
     cancelled = db.session.execute(update(Account).values(link_version=Account.link_version + 1)).rowcount
     audit.record("cli", "database.restore", backup=source.name, links_cancelled=cancelled)
     db.session.commit()
+    registrar.sync()  # the SIP server accepts what the restored accounts allow, no more
     return cancelled
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from extensions import db
 from models import Account, Channel, Job, MessageKind, StaffUser
-from services import accounts, idempotency, jobs, messaging
+from services import accounts, idempotency, jobs, messaging, registrar
 from services.errors import Invalid, ServiceError
 from services.keyset import MAX_ID
 
@@ -125,6 +125,7 @@ def _set_enabled(actor: StaffUser, ids: list[int], *, enabled: bool) -> int:
     result = db.session.execute(update(Account).where(Account.id.in_(visible.scalar_subquery()))
                                 .values(**values).execution_options(synchronize_session=False))
     db.session.commit()
+    registrar.sync(ids)
     return result.rowcount
 
 

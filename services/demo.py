@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from extensions import db, vault
 from models import Account, AccountType, Group, Profile, Role, StaffUser, Status, StatusEvent, utcnow
-from services import accounts, staff
+from services import accounts, registrar, staff
 
 GROUPS = ("Acme Bank", "Helvetia Logistics", "Northwind Legal", "Globex Security")
 OWNERS = ("Anna Meier", "Luca Rossi", "Sofia Keller", "Noah Weber", "Mia Frei", "Elias Graf",
@@ -55,6 +55,7 @@ def seed(count: int, *, rng: random.Random | None = None) -> str:
         db.session.add(account)
         db.session.flush()
     db.session.commit()
+    registrar.sync()
     return (f"Demo data: {len(groups)} groups, {len(profiles)} profiles, {count} accounts; "
             "CSR login csr / provisio-demo-2026.")
 

@@ -3,10 +3,11 @@
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select, update
+from sqlalchemy.orm import contains_eager, selectinload
 
 from extensions import db
 from models import Account, Device, LicenceState, PublicKey, StaffUser, Status, utcnow
@@ -73,7 +74,7 @@ def heartbeat(device: Device, *, ip: str | None, app_version: str | None, interv
     device.last_seen, device.ip = utcnow(), ip
     if app_version:
         device.app_version = app_version[:32]
-    if not registrar.configured():  # with one, Connected means registered there (registrar.mark_connected)
+    if not registrar.configured():  # with one, Connected means registered there (mark_registered_connected)
         accounts.set_status(account, Status.CONNECTED, actor="device")
     db.session.commit()
     return {"status": "connected", "next_heartbeat_seconds": interval}
@@ -128,9 +129,55 @@ def online_since(interval_seconds: int):
     return utcnow() - timedelta(seconds=2 * interval_seconds)
 
 
-def registered_clients(user: StaffUser, interval_seconds: int) -> list[Device]:
-    """Devices of the user's groups seen within twice the keep-alive interval, newest first."""
-    query = (select(Device).join(Account)
-             .where(Device.last_seen >= online_since(interval_seconds), Device.revoked_at.is_(None))
-             .order_by(Device.last_seen.desc()))
-    return list(db.session.scalars(accounts.scoped(query, user)))
+@dataclass(frozen=True)
+class Client:
+    """A line of "Registered clients": an account connected now, where from, and the app it runs."""
+
+    account: Account
+    platform: str | None  # what it activated on, in words
+    app_version: str | None
+    address: str | None
+    user_agent: str | None = None  # the SIP client's, with a SIP server
+    last_seen: datetime | None = None  # the app's heartbeat, without one
+    expires: datetime | None = None  # the registration's, with one
+
+
+def registered_clients(user: StaffUser, interval_seconds: int) -> list[Client]:
+    """The clients of the user's groups connected now: registered at the SIP server when there is one,
+    else seen by their heartbeat within twice the keep-alive interval; by username, then newest."""
+    if not registrar.configured():
+        query = (select(Device).join(Account).options(contains_eager(Device.account))
+                 .where(Device.last_seen >= online_since(interval_seconds), Device.revoked_at.is_(None))
+                 .order_by(Account.username, Device.last_seen.desc()))
+        return [Client(device.account, device.platform.label, device.app_version, device.ip,
+                       last_seen=device.last_seen) for device in db.session.scalars(accounts.scoped(query, user))]
+    by_username: dict[str, list[registrar.Registration]] = {}
+    for registration in registrar.registered():
+        by_username.setdefault(registration.username, []).append(registration)
+    clients = []
+    for chunk in registrar.chunks(sorted(by_username)):
+        query = (accounts.scoped(select(Account).where(Account.username.in_(chunk)), user)
+                 .options(selectinload(Account.devices)))
+        for account in db.session.scalars(query):
+            device = _newest(account)
+            clients += [Client(account, device and device.platform.label, device and device.app_version,
+                               registration.source, user_agent=registration.user_agent,
+                               expires=registration.expires)
+                        for registration in by_username[account.username]]
+    return sorted(clients, key=lambda client: client.account.username)
+
+
+def mark_registered_connected() -> int:
+    """Move every account registered at the SIP server now to Connected (never back); return how many."""
+    moved = 0
+    for chunk in registrar.chunks(sorted(registrar.registered_usernames())):
+        query = select(Account).where(Account.username.in_(chunk), Account.status != Status.CONNECTED)
+        for account in db.session.scalars(query):
+            moved += accounts.set_status(account, Status.CONNECTED, actor="registrar")
+    db.session.commit()
+    return moved
+
+
+def _newest(account: Account) -> Device | None:
+    """The device the account activated last (a revoked one too: it tells what the client was)."""
+    return max(account.devices, key=lambda item: item.first_seen, default=None)

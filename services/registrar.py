@@ -6,6 +6,11 @@ registrar's database; Kamailio (deploy/kamailio/kamailio.cfg) reads them on ever
 them. Kamailio keeps the registrations in memory too, and that copy decides: they are removed over
 its control socket (`end_registrations`), never by deleting rows.
 
+It reads accounts, never writes them, and knows nothing of who changed one: each service that
+changes what the SIP server must accept (services/accounts, activation, bulk, the import) calls
+`sync` with the ids once its change is committed; services/devices turns registrations into
+Connected and "Registered clients".
+
 Off unless REGISTRAR_DATABASE_URL is set: without a registrar, every function here does nothing
 and Connected comes from the client app's heartbeat (services/devices.py).
 """
@@ -20,14 +25,14 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Engine, create_engine, delete, insert, or_, select
+from sqlalchemy import Engine, create_engine, delete, event, insert, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import selectinload
 
 from config import database_url
-from extensions import db
-from models import Account, RuleKind, StaffUser, Status, utcnow
+from extensions import db, sqlite_pragmas, vault
+from models import Account, RuleKind, utcnow
 from models.registrar import location, numbers, subscriber
-from services import accounts
 from services.access_rules import as_cidrs
 from services.errors import ServiceError
 
@@ -56,16 +61,6 @@ class Registration:
     expires: datetime
 
 
-@dataclass(frozen=True)
-class RegisteredClient:
-    """A line of "Registered clients": the account, its registration, the device it activated."""
-
-    account: Account
-    registration: Registration
-    platform: str | None
-    app_version: str | None
-
-
 def configured() -> bool:
     """True when Provisio runs beside a SIP server."""
     return bool(current_app.config.get("REGISTRAR_DATABASE_URL"))
@@ -80,7 +75,7 @@ def refusal(account: Account) -> str | None:
 
 def subscriber_row(account: Account, realm: str) -> dict[str, Any]:
     """The account as Kamailio reads it: digest hashes (never the password), state, numbers, SNOM rules."""
-    password = accounts.sip_password(account)
+    password = vault.decrypt(account.password_encrypted)  # only its digests leave this function
     reason = refusal(account)
     return {
         "account_id": account.id,
@@ -97,21 +92,29 @@ def subscriber_row(account: Account, realm: str) -> dict[str, Any]:
     }
 
 
-def sync(account_ids: Iterable[int] | None = None) -> None:
+def sync(account_ids: Iterable[int] | None = None) -> bool:
     """Make the SIP server accept exactly what these accounts allow now (every account without ids).
 
     Call it after the account's change is committed. An id with no account (deleted) loses its
     subscriber; an account refused now, deleted or renamed also loses its current registrations.
+    False when the SIP server's database could not be written: the committed change stands, and the
+    worker's next full sync (every REGISTRAR_RESYNC_SECONDS) brings the SIP server in step.
     """
     if not configured():
-        return
+        return True
     ids = sorted(set(account_ids)) if account_ids is not None else None
     realm = current_app.config["REGISTRAR_REALM"]
     ended: list[str] = []
-    for chunk in (_chunks(ids) if ids is not None else _all_account_ids()):
-        ended += _sync_chunk(chunk, realm)
-    if ids is None:
-        ended += _drop_orphans()
+    try:
+        for chunk in (chunks(ids) if ids is not None else _all_account_ids()):
+            ended += _sync_chunk(chunk, realm)
+        if ids is None:
+            ended += _drop_orphans()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        logger.error("the SIP server's subscribers were not updated (%s); the worker's next full sync will",
+                     type(exc).__name__)
+        return False
     for username in _with_registrations(ended):
         try:
             end_registrations(username)
@@ -119,6 +122,7 @@ def sync(account_ids: Iterable[int] | None = None) -> None:
             # Kamailio refuses the account's requests all the same; the registration only lingers
             # in "Registered clients" until it expires.
             logger.warning("registrations of %s not ended: %s", username, exc.message)
+    return True
 
 
 def end_registrations(username: str) -> None:
@@ -150,32 +154,9 @@ def registered(usernames: Iterable[str] | None = None) -> list[Registration]:
                          row.expires) for row in rows]
 
 
-def registered_clients(user: StaffUser) -> list[RegisteredClient]:
-    """Registrations of the accounts a staff user may see, with each account's newest device."""
-    by_username: dict[str, list[Registration]] = {}
-    for registration in registered():
-        by_username.setdefault(registration.username, []).append(registration)
-    clients = []
-    for chunk in _chunks(sorted(by_username)):
-        query = (accounts.scoped(select(Account).where(Account.username.in_(chunk)), user)
-                 .options(selectinload(Account.devices)))
-        for account in db.session.scalars(query):
-            device = max(account.devices, key=lambda item: item.last_seen, default=None)
-            clients += [RegisteredClient(account, registration, device and device.platform.label,
-                                         device and device.app_version)
-                        for registration in by_username[account.username]]
-    return sorted(clients, key=lambda client: client.account.username)
-
-
-def mark_connected() -> int:
-    """Move every account registered now to Connected (it never moves back on its own); return how many."""
-    moved = 0
-    for chunk in _chunks(sorted({registration.username for registration in registered()})):
-        query = select(Account).where(Account.username.in_(chunk), Account.status != Status.CONNECTED)
-        for account in db.session.scalars(query):
-            moved += accounts.set_status(account, Status.CONNECTED, actor="registrar")
-    db.session.commit()
-    return moved
+def registered_usernames() -> set[str]:
+    """The usernames that hold a registration now."""
+    return {registration.username for registration in registered()}
 
 
 def init_schema() -> None:
@@ -236,7 +217,7 @@ def _drop_orphans() -> list[str]:
     with _engine("REGISTRAR_DATABASE_URL").begin() as connection:
         orphans = [row for row in connection.execute(select(subscriber.c.account_id, subscriber.c.username))
                    if row.account_id not in existing]
-        for chunk in _chunks([row.account_id for row in orphans]):
+        for chunk in chunks([row.account_id for row in orphans]):
             connection.execute(delete(subscriber).where(subscriber.c.account_id.in_(chunk)))
             connection.execute(delete(numbers).where(numbers.c.account_id.in_(chunk)))
     return [row.username for row in orphans]
@@ -246,7 +227,7 @@ def _with_registrations(usernames: list[str]) -> list[str]:
     """The usernames that have a registration row, so that only they cost a control-socket call."""
     found: set[str] = set()
     with _engine("REGISTRAR_LOCATION_URL").connect() as connection:
-        for chunk in _chunks(sorted(set(usernames))):
+        for chunk in chunks(sorted(set(usernames))):
             query = select(location.c.username).where(location.c.username.in_(chunk))
             found.update(connection.scalars(query))
     return sorted(found)
@@ -261,7 +242,8 @@ def _all_account_ids() -> Iterator[list[int]]:
         after = chunk[-1]
 
 
-def _chunks(items: list) -> Iterator[list]:
+def chunks(items: list) -> Iterator[list]:
+    """The items CHUNK at a time: one short registrar transaction, or one bounded IN list, each."""
     for start in range(0, len(items), CHUNK):
         yield items[start:start + CHUNK]
 
@@ -271,7 +253,9 @@ def _engine(setting: str) -> Engine:
     url = database_url(current_app.config[setting])
     if url not in _ENGINES:
         options = {} if url.startswith("sqlite") else {"pool_pre_ping": True}
-        _ENGINES[url] = create_engine(url, hide_parameters=True, **options)
+        _ENGINES[url] = engine = create_engine(url, hide_parameters=True, **options)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", sqlite_pragmas)
     return _ENGINES[url]
 
 

@@ -1,4 +1,5 @@
-"""services/registrar without a SIP server: the rows it writes, the rules it translates, its commands.
+"""services/registrar without a SIP server: the rows every write path leaves, the rules it translates,
+the commands, and Connected and "Registered clients" from the registrations Kamailio writes.
 
 tests/sip/ runs the same code against a real Kamailio and sipp.
 """
@@ -17,7 +18,7 @@ from config import ConfigError
 from extensions import db
 from models import Account, Status, utcnow
 from models.registrar import location, numbers, subscriber
-from services import access_rules, accounts, registrar, staff
+from services import access_rules, accounts, devices, registrar, staff
 from tests.support import make_config
 from tests.webtools import detached
 
@@ -60,11 +61,6 @@ def register_row(app, username: str, *, expires_in: float = 60, received: str | 
              now + expires_in / 86400, now))
 
 
-def sync(app, *account_ids: int) -> None:
-    with app.app_context():
-        registrar.sync(account_ids)
-
-
 def act(app, admin_id, action, account_id: int, *args) -> None:
     with app.app_context():
         action(db.session.get(Account, account_id), *args, actor=staff.get(admin_id))
@@ -75,16 +71,14 @@ def test_without_a_registrar_nothing_is_written_or_read(app, make_account):
 
     with app.app_context():
         assert registrar.configured() is False
-        registrar.sync([account_id])
-        registrar.sync()
+        assert registrar.sync([account_id]) and registrar.sync()
         assert registrar.registered() == []
-        assert registrar.mark_connected() == 0
+        assert devices.mark_registered_connected() == 0
 
 
-def test_sync_writes_hashes_state_and_numbers_never_the_password(sip_app, make_account):
+def test_a_new_account_is_a_subscriber_at_once_with_hashes_and_numbers_never_the_password(sip_app,
+                                                                                            make_account):
     account_id = make_account(secondary_callerid="+41799990001", keepalive=True)
-
-    sync(sip_app, account_id)
 
     account = detached(sip_app, Account, account_id)
     [row] = rows(sip_app, subscriber)
@@ -110,19 +104,14 @@ def test_refusal_says_why_an_account_may_not_register(sip_app, make_account, adm
     if disable:
         act(sip_app, admin_id, accounts.set_enabled, account_id, False)
 
-    sync(sip_app, account_id)
-
     assert registrar.refusal(detached(sip_app, Account, account_id)) == reason
     [row] = rows(sip_app, subscriber)
     assert (row["enabled"], row["refusal"]) == (int(reason is None), reason or "")
 
 
 def test_snom_rules_reach_the_registrar_as_cidr_lists(sip_app, make_account):
-    account_id = make_account(account_type="snom", security_model=None, keepalive=True,
-                              deny=["0.0.0.0/0.0.0.0", "10.1.0.0/255.255.0.0"],
-                              permit=["216.27.242.66/255.255.255.255"])
-
-    sync(sip_app, account_id)
+    make_account(account_type="snom", security_model=None, keepalive=True,
+                 deny=["0.0.0.0/0.0.0.0", "10.1.0.0/255.255.0.0"], permit=["216.27.242.66/255.255.255.255"])
 
     [row] = rows(sip_app, subscriber)
     assert (row["deny"], row["permit"], row["keepalive"]) == (
@@ -152,7 +141,6 @@ def test_a_renamed_disabled_or_deleted_account_loses_its_registrations(sip_app, 
     ended = []
     monkeypatch.setattr(registrar, "end_registrations", ended.append)
     renamed, disabled, deleted, kept = (make_account() for _ in range(4))
-    sync(sip_app, renamed, disabled, deleted, kept)
     names = {account_id: detached(sip_app, Account, account_id).username
              for account_id in (renamed, disabled, deleted, kept)}
     for username in names.values():
@@ -164,7 +152,6 @@ def test_a_renamed_disabled_or_deleted_account_loses_its_registrations(sip_app, 
                                 actor=staff.get(admin_id))
     act(sip_app, admin_id, accounts.set_enabled, disabled, False)
     act(sip_app, admin_id, accounts.delete, deleted)
-    sync(sip_app, renamed, disabled, deleted, kept)
 
     assert sorted(ended) == sorted([names[renamed], names[disabled], names[deleted]])
     assert {row["account_id"]: row["username"] for row in rows(sip_app, subscriber)} == {
@@ -173,27 +160,23 @@ def test_a_renamed_disabled_or_deleted_account_loses_its_registrations(sip_app, 
 
 def test_an_unreachable_sip_server_does_not_undo_the_change(sip_app, make_account, admin_id, caplog):
     account_id = make_account()
-    sync(sip_app, account_id)
     register_row(sip_app, detached(sip_app, Account, account_id).username)
     sip_app.config["REGISTRAR_CTL"] = "unix:/nonexistent/ctl"
 
     act(sip_app, admin_id, accounts.set_enabled, account_id, False)
-    sync(sip_app, account_id)
 
     assert rows(sip_app, subscriber)[0]["enabled"] == 0
     assert "not ended" in caplog.text
 
 
-def test_two_accounts_can_swap_usernames_and_numbers_in_one_sync(sip_app, make_account, admin_id):
+def test_two_accounts_can_swap_usernames_one_edit_at_a_time(sip_app, make_account, admin_id):
     first, second = make_account(username="alpha001"), make_account(username="beta0001")
-    sync(sip_app, first, second)
 
     with sip_app.app_context():
         actor = staff.get(admin_id)
         for account_id, name in ((first, "swap0001"), (second, "alpha001"), (first, "beta0001")):
             account = db.session.get(Account, account_id)
             accounts.update_account(account, {"username": name, "group_id": account.group_id}, actor=actor)
-    sync(sip_app, second, first)
 
     assert {row["account_id"]: row["username"] for row in rows(sip_app, subscriber)} == {
         first: "beta0001", second: "alpha001"}
@@ -203,13 +186,15 @@ def test_a_full_sync_writes_every_account_in_chunks_and_drops_the_deleted(sip_ap
                                                                           monkeypatch):
     monkeypatch.setattr(registrar, "CHUNK", 2)
     ids = [make_account() for _ in range(5)]
-    sync(sip_app, *ids)
+    registrar_url = sip_app.config.pop("REGISTRAR_DATABASE_URL")  # changes the SIP server does not hear of
     act(sip_app, admin_id, accounts.delete, ids[0])
     with sip_app.app_context():
         db.session.execute(Account.__table__.update().where(Account.id == ids[1]).values(enabled=False))
         db.session.commit()
-
-        registrar.sync()
+    sip_app.config["REGISTRAR_DATABASE_URL"] = registrar_url
+    assert len(rows(sip_app, subscriber)) == 5
+    with sip_app.app_context():
+        assert registrar.sync()
 
     found = {row["account_id"]: row["enabled"] for row in rows(sip_app, subscriber)}
     assert found == {ids[1]: 0, ids[2]: 1, ids[3]: 1, ids[4]: 1}
@@ -229,13 +214,13 @@ def test_registered_reads_the_julian_days_of_kamailios_sqlite_driver(sip_app, ma
     assert abs((found[1].expires - utcnow()).total_seconds() - 120) < 2
 
 
-def test_mark_connected_moves_registered_accounts_forward_only(sip_app, make_account):
+def test_registered_accounts_move_to_connected_forward_only(sip_app, make_account):
     registered_id, offline_id = make_account(), make_account()
     register_row(sip_app, detached(sip_app, Account, registered_id).username)
 
     with sip_app.app_context():
-        assert registrar.mark_connected() == 1
-        assert registrar.mark_connected() == 0
+        assert devices.mark_registered_connected() == 1
+        assert devices.mark_registered_connected() == 0
 
     assert detached(sip_app, Account, registered_id).status is Status.CONNECTED
     assert detached(sip_app, Account, offline_id).status is Status.CREATED
@@ -247,7 +232,7 @@ def test_registered_clients_are_scoped_to_the_staff_users_groups(sip_app, make_a
         register_row(sip_app, detached(sip_app, Account, account_id).username)
 
     with sip_app.app_context():
-        clients = registrar.registered_clients(staff.get(csr_id))
+        clients = devices.registered_clients(staff.get(csr_id), 60)
 
         assert [client.account.id for client in clients] == [mine]
         assert (clients[0].platform, clients[0].app_version) == (None, None)  # never activated

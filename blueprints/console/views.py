@@ -41,6 +41,7 @@ from services import (
     idempotency,
     jobs,
     messaging,
+    registrar,
     settings,
     snom,
 )
@@ -187,9 +188,9 @@ def bulk_poll(job_id: int):
 
 @bp.route("/clients")
 def registered_clients():
-    """List the clients registered now: seen within twice the keep-alive interval."""
+    """List the clients connected now: registered at the SIP server, or seen by their heartbeat."""
     interval = settings.get("keepalive_interval")
-    return render_template("console/clients.html", interval=interval,
+    return render_template("console/clients.html", interval=interval, sip_server=registrar.configured(),
                            clients=devices.registered_clients(current_user, interval))
 
 

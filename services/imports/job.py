@@ -25,7 +25,7 @@ from models import (
     StatusEvent,
 )
 from models.account import FOLDED_FIELDS, fold
-from services import account_rules, audit, jobs, messaging, staff
+from services import account_rules, audit, jobs, messaging, registrar, staff
 from services.errors import Conflict, Forbidden, ServiceError
 from services.imports.checker import (
     CheckedRow,
@@ -149,6 +149,7 @@ def _write(job: Job) -> dict[str, Any]:
         db.session.rollback()
         raise Conflict("Another account took one of these values while the import was writing; nothing was "
                        "imported. Upload the file again to see which rows clash.") from None
+    registrar.sync(ids)  # refused with "Account not activated" until each one activates
     if result.get("send"):
         return _send(job, {"account_ids": ids}, result)
     return result

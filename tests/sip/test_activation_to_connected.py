@@ -5,8 +5,8 @@ import re
 
 from extensions import db
 from models import Account, Profile, Status
-from services import accounts, registrar, staff
-from tests.webtools import detached, issue_link
+from services import accounts, devices, staff
+from tests.webtools import detached, issue_link, run_worker
 
 from . import sipp
 
@@ -28,7 +28,6 @@ def test_wizard_account_activated_on_a_phone_registers_and_is_connected(app, adm
             "obfuscation_key": "9", "keepalive": False, "owner": "Anna Meier", "email": "anna@example.com",
             "description": "",
         }, wizard=True, actor=staff.get(admin_id))
-        registrar.sync([account.id])  # where accounts.create will call it
         account_id, password = account.id, accounts.sip_password(account)
     assert sipp.register(*sip, "55501234", password).final() == (403, "Account not activated")
 
@@ -41,9 +40,6 @@ def test_wizard_account_activated_on_a_phone_registers_and_is_connected(app, adm
                             headers={"User-Agent": IPHONE})
     assert activation.status_code == 200
     document = activation.get_json(force=True)
-    with app.app_context():
-        registrar.sync([account_id])  # where activation will call it: the account is enabled now
-
     # The client registers with the username, password and SIP host of the activation file.
     sip_server = document["servers"]["sip"]
     assert (sip_server["host"], sip_server["transport"]) == (host, "udp")
@@ -59,8 +55,10 @@ def test_wizard_account_activated_on_a_phone_registers_and_is_connected(app, adm
     assert detached(app, Account, account_id).status is Status.ACTIVATED
 
     with app.app_context():
-        assert registrar.mark_connected() == 1  # where the worker will call it, every few seconds
-        [client] = registrar.registered_clients(staff.get(admin_id))
-    assert detached(app, Account, account_id).status is Status.CONNECTED
-    assert (client.account.username, client.registration.user_agent) == ("55501234", "Provisio-iOS/2.4.1")
+        [client] = devices.registered_clients(staff.get(admin_id), 60)
+    assert (client.account.username, client.user_agent) == ("55501234", "Provisio-iOS/2.4.1")
     assert (client.platform, client.app_version) == ("iPhone", "2.4.1")
+
+    # The worker turns what the SIP server registered into Connected, and the console shows it.
+    run_worker(app)
+    assert detached(app, Account, account_id).status is Status.CONNECTED

@@ -1,7 +1,7 @@
 """Accounts on a real SIP server: Kamailio accepts what Provisio's registrar sync says, sipp proves it.
 
-Each test changes accounts through the services, calls registrar.sync as every write path will, and
-sends real SIP requests to the session's Kamailio.
+Each test changes accounts through the services (which hand every change to the registrar themselves)
+and sends real SIP requests to the session's Kamailio.
 """
 
 import itertools
@@ -12,7 +12,7 @@ import pytest
 
 from extensions import db
 from models import Account, Status, utcnow
-from services import access_rules, accounts, registrar, staff
+from services import access_rules, accounts, devices, registrar, staff
 from tests.webtools import detached
 
 from . import sipp
@@ -23,18 +23,14 @@ OK = (200, "OK")
 
 
 def synced(app, make_account, **fields) -> Account:
-    """Create an account through the service and hand it to the registrar; return it detached."""
-    account_id = make_account(**fields)
-    with app.app_context():
-        registrar.sync([account_id])
-    return detached(app, Account, account_id)
+    """Create an account through the service (a subscriber at once); return it detached."""
+    return detached(app, Account, make_account(**fields))
 
 
 def act(app, admin_id, action, account_id: int, *args) -> None:
-    """Apply an account service as the admin, then sync the registrar, as the write paths will."""
+    """Apply an account service as the admin; nothing else tells the SIP server."""
     with app.app_context():
         action(db.session.get(Account, account_id), *args, actor=staff.get(admin_id))
-        registrar.sync([account_id])
 
 
 def password_of(app, account_id: int) -> str:
@@ -143,14 +139,14 @@ def test_snom_rules_decide_which_addresses_may_register(app, make_account, sip, 
 def test_connected_follows_the_registration(app, make_account, admin_id, sip):
     account = synced(app, make_account)
     with app.app_context():
-        assert registrar.mark_connected() == 0
+        assert devices.mark_registered_connected() == 0
     assert sipp.register(*sip, account.username, PASSWORD, user_agent="Test/1.0").final() == OK
 
     with app.app_context():
-        assert registrar.mark_connected() == 1
+        assert devices.mark_registered_connected() == 1
         assert db.session.get(Account, account.id).status is Status.CONNECTED
-        [client] = registrar.registered_clients(staff.get(admin_id))
-    assert client.account.username == account.username and client.registration.user_agent == "Test/1.0"
+        [client] = devices.registered_clients(staff.get(admin_id), 60)
+    assert client.account.username == account.username and client.user_agent == "Test/1.0"
 
 
 def test_a_call_to_the_primary_or_secondary_number_rings_the_account(app, make_account, sip):
