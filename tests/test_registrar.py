@@ -18,9 +18,9 @@ from config import ConfigError
 from extensions import db
 from models import Account, Status, utcnow
 from models.registrar import location, numbers, subscriber
-from services import access_rules, accounts, devices, registrar, staff
+from services import access_rules, accounts, backup, devices, registrar, staff
 from tests.support import make_config
-from tests.webtools import detached
+from tests.webtools import detached, run_worker
 
 REALM = "provisio.test"
 
@@ -167,6 +167,48 @@ def test_an_unreachable_sip_server_does_not_undo_the_change(sip_app, make_accoun
 
     assert rows(sip_app, subscriber)[0]["enabled"] == 0
     assert "not ended" in caplog.text
+
+
+def test_a_sip_server_database_away_loses_no_change_and_the_workers_resync_catches_up(sip_app, make_account,
+                                                                                      admin_id, tmp_path, caplog):
+    account_id = make_account()
+    registrar_url = sip_app.config["REGISTRAR_DATABASE_URL"]
+    sip_app.config["REGISTRAR_DATABASE_URL"] = f"sqlite:///{tmp_path}/no/such/folder/registrar.db"
+
+    act(sip_app, admin_id, accounts.set_enabled, account_id, False)  # no exception reaches the CSR
+    created = make_account()
+
+    assert detached(sip_app, Account, account_id).enabled is False
+    assert "subscribers were not updated (OperationalError)" in caplog.text
+    assert sip_app.test_cli_runner().invoke(args=["registrar-sync"]).exit_code == 1
+    sip_app.config["REGISTRAR_DATABASE_URL"] = registrar_url
+    assert {row["account_id"]: row["enabled"] for row in rows(sip_app, subscriber)} == {account_id: 1}
+
+    run_worker(sip_app)  # a worker's start resyncs everything
+
+    assert {row["account_id"]: row["enabled"] for row in rows(sip_app, subscriber)} == {account_id: 0, created: 1}
+
+
+def test_the_worker_turns_registered_accounts_connected(sip_app, make_account):
+    account_id = make_account()
+    register_row(sip_app, detached(sip_app, Account, account_id).username)
+
+    run_worker(sip_app)
+
+    assert detached(sip_app, Account, account_id).status is Status.CONNECTED
+
+
+def test_a_restore_gives_the_sip_server_the_restored_accounts(sip_app, make_account, tmp_path):
+    kept = make_account()
+    with sip_app.app_context():
+        copy = backup.backup(tmp_path / "copies")
+    make_account()  # after the backup: the restore takes it away, from the SIP server too
+    assert len(rows(sip_app, subscriber)) == 2
+
+    with sip_app.app_context():
+        backup.restore(copy, replace=True)
+
+    assert [row["account_id"] for row in rows(sip_app, subscriber)] == [kept]
 
 
 def test_two_accounts_can_swap_usernames_one_edit_at_a_time(sip_app, make_account, admin_id):

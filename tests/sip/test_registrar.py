@@ -6,14 +6,16 @@ and sends real SIP requests to the session's Kamailio.
 
 import itertools
 import time
+import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from extensions import db
 from models import Account, Status, utcnow
-from services import access_rules, accounts, devices, registrar, staff
-from tests.webtools import detached
+from services import access_rules, accounts, bulk, devices, imports, registrar, staff
+from tests.webtools import detached, page_text, run_worker
 
 from . import sipp
 
@@ -84,6 +86,54 @@ def test_wizard_account_is_refused_until_it_is_activated(app, make_account, sip)
 
     assert sipp.register(*sip, account.username, password_of(app, account.id)).final() == (
         403, "Account not activated")
+
+
+def test_accounts_a_csv_import_writes_are_refused_until_activated_and_edits_reach_the_server(
+        app, admin_id, group, sip):
+    with app.app_context():
+        job = imports.start(b"username,callerid,owner\r\n55507001,+41795557001,Imported One\r\n",
+                            filename="sip.csv", default_group_id=group, actor=staff.get(admin_id))
+        job_id = job.id
+    run_worker(app)  # checks the rows
+    with app.app_context():
+        actor = staff.get(admin_id)
+        imports.confirm(imports.get_visible(job_id, actor), send="", actor=actor)
+    run_worker(app)  # writes them
+    with app.app_context():
+        account_id = db.session.scalar(select(Account.id).where(Account.username == "55507001"))
+
+    assert sipp.register(*sip, "55507001", password_of(app, account_id)).final() == (403, "Account not activated")
+    act(app, admin_id, accounts.set_enabled, account_id, True)
+    assert sipp.register(*sip, "55507001", password_of(app, account_id)).final() == OK
+
+
+def test_a_bulk_disable_refuses_every_account_at_once_and_a_bulk_enable_lets_them_back(
+        app, make_account, admin_id, sip):
+    first, second = synced(app, make_account), synced(app, make_account)
+    assert sipp.register(*sip, first.username, PASSWORD).final() == OK
+
+    for action, answer in (("disable", (403, "Account disabled")), ("enable", OK)):
+        with app.app_context():
+            bulk.start(staff.get(admin_id), action, [first.id, second.id], key=uuid.uuid4().hex, scope={})
+        run_worker(app)
+        assert [sipp.register(*sip, account.username, PASSWORD).final() for account in (first, second)] == [
+            answer, answer]
+        if action == "disable":
+            with app.app_context():
+                assert registrar.registered() == []  # the disable ended the registration too
+
+
+def test_the_console_lists_what_the_sip_server_registered_and_filters_on_it(app, make_account, admin, sip):
+    online, offline = synced(app, make_account, owner="Online Owner"), synced(app, make_account)
+    assert sipp.register(*sip, online.username, PASSWORD, source="127.0.0.3", user_agent="Phone/3.1").final() == OK
+
+    page = page_text(admin.get("/clients"))
+    listed = page_text(admin.get("/accounts?registered=y"))
+
+    assert "Registrations the SIP server holds now" in page
+    assert online.username in page and "Phone/3.1" in page and "127.0.0.3:" in page
+    assert offline.username not in page
+    assert f">{online.username}</a>" in listed and f">{offline.username}</a>" not in listed
 
 
 def test_registered_shows_a_registration_at_once_and_forgets_it_when_it_expires(app, make_account, sip):
