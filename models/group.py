@@ -20,6 +20,7 @@ class Profile(TimestampMixin, db.Model):
     sip_host: Mapped[str] = mapped_column(String(253))
     provisioning_host: Mapped[str] = mapped_column(String(253))
     transport: Mapped[str] = mapped_column(String(8), default="tls")
+    sip_port: Mapped[int | None]  # None: the transport's standard port (services/activation.py)
     refetch_hours: Mapped[int] = mapped_column(default=24)
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 

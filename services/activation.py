@@ -19,6 +19,7 @@ from services.errors import Throttled
 
 SCHEMA = "provisio.activation/1"
 END_USER = "end user"
+STANDARD_SIP_PORTS = {"tls": 5061, "tcp": 5060, "udp": 5060}  # when a profile names no port
 T = TypeVar("T")
 
 
@@ -170,6 +171,7 @@ def document(account: Account, profile: Profile | None, settings: dict, credenti
         },
         "servers": {
             "sip": {"host": profile.sip_host if profile else None,
+                    "port": sip_port(profile),
                     "transport": profile.transport if profile else "tls"},
             "provisioning": {"host": profile.provisioning_host if profile else None},
             "applications": settings["applications"],
@@ -183,6 +185,12 @@ def document(account: Account, profile: Profile | None, settings: dict, credenti
     }
 
 
+def sip_port(profile: Profile | None) -> int:
+    """The port the client reaches the SIP server on: the profile's, else its transport's standard one."""
+    transport = profile.transport if profile else "tls"
+    return (profile and profile.sip_port) or STANDARD_SIP_PORTS.get(transport, 5060)
+
+
 def _json_file(account: Account, profile: Profile | None, settings: dict, credential: str) -> ActivationFile:
     body = json.dumps(document(account, profile, settings, credential)).encode()
     return ActivationFile(body, settings["activation_mime_type"], f"{account.username}.provisio")
@@ -193,7 +201,7 @@ def snom_file(account: Account, profile: Profile | None) -> ActivationFile:
     root = ElementTree.Element("settings")
     phone = ElementTree.SubElement(root, "phone-settings")
     for name, value in (("user_name", account.username), ("user_pass", accounts.sip_password(account)),
-                        ("user_host", profile.sip_host if profile else ""),
+                        ("user_host", f"{profile.sip_host}:{sip_port(profile)}" if profile else ""),
                         ("user_realname", account.owner or account.username)):
         element = ElementTree.SubElement(phone, name, idx="1", perm="")
         element.text = value

@@ -9,7 +9,7 @@ from models import Account, Group, Profile, StaffUser
 from services import audit
 from services.errors import Conflict, NotFound
 
-PROFILE_FIELDS = ("name", "description", "sip_host", "provisioning_host", "transport",
+PROFILE_FIELDS = ("name", "description", "sip_host", "sip_port", "provisioning_host", "transport",
                   "refetch_hours", "options")
 
 

@@ -141,15 +141,41 @@ def test_profile_options_must_be_a_json_object(app, admin, options, message):
     assert count(app, Profile) == 0
 
 
-@pytest.mark.parametrize("field", ["sip_host", "provisioning_host"])
+@pytest.mark.parametrize(("field", "message"), [
+    ("sip_host", "A host name such as sip.example.com; its port goes in SIP server port."),
+    ("provisioning_host", "A host name such as sip.example.com (optionally :port)."),
+])
 @pytest.mark.parametrize("host", ["sip example net", "https://sip.example.net", "sip.example.net/x",
-                                  "-bad.example.net"])
-def test_profile_hosts_must_be_host_names(app, admin, field, host):
+                                  "-bad.example.net", "a" * 254])
+def test_profile_hosts_must_be_host_names(app, admin, field, message, host):
     response = admin.post("/admin/profiles/new", {**PROFILE_FORM, field: host})
 
     assert response.status_code == 200
-    assert field_errors(response, field) == ["A host name such as sip.example.com (optionally :port)."]
+    assert field_errors(response, field) == [message]
     assert count(app, Profile) == 0
+
+
+@pytest.mark.parametrize(("port", "error"), [
+    ("", None), ("5070", None), ("0", "Number must be between 1 and 65535."),
+    ("65536", "Number must be between 1 and 65535."), ("sip", "Not a valid integer value."),
+])
+def test_a_profiles_sip_port_is_empty_or_a_port(app, admin, port, error):
+    response = admin.post("/admin/profiles/new", {**PROFILE_FORM, "sip_port": port})
+
+    if error:
+        assert response.status_code == 200 and field_errors(response, "sip_port")[0] == error
+        assert count(app, Profile) == 0
+    else:
+        assert response.status_code == 302
+        with app.app_context():
+            assert db.session.scalar(select(Profile.sip_port)) == (int(port) if port else None)
+
+
+def test_a_sip_host_with_a_port_is_refused_and_the_port_has_its_own_field(app, admin):
+    response = admin.post("/admin/profiles/new", {**PROFILE_FORM, "sip_host": "sip.edge.example.net:5070"})
+
+    assert field_errors(response, "sip_host") == [
+        "A host name such as sip.example.com; its port goes in SIP server port."]
 
 
 def test_profile_used_by_a_group_cannot_be_deleted(app, admin, profile, group):

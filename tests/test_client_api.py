@@ -427,7 +427,7 @@ def test_snom_settings_are_served_to_a_permitted_address(app, snom_account):
     assert response.headers["Cache-Control"] == "no-store"
     account = load_account(app, snom_account)
     assert phone_settings(response) == {"user_name": account.username, "user_pass": "Sip-password-1234",
-                                        "user_host": "sip.example.net", "user_realname": "Anna Meier"}
+                                        "user_host": "sip.example.net:5061", "user_realname": "Anna Meier"}
     assert account.status is Status.ACTIVATED
 
 

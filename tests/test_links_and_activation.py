@@ -306,23 +306,25 @@ def fetch_document(app, account_id: int) -> dict:
 def test_the_file_carries_the_accounts_own_profile_else_its_groups_else_none(app, mail_settings, make_account,
                                                                              other_group):
     with app.app_context():
-        own = Profile(name="Edge", sip_host="sip.edge.example.net", provisioning_host="prov.edge.example.net",
-                      transport="tcp", refetch_hours=6, options={"codec": "opus"})
+        own = Profile(name="Edge", sip_host="sip.edge.example.net", sip_port=5070,
+                      provisioning_host="prov.edge.example.net", transport="tcp", refetch_hours=6,
+                      options={"codec": "opus"})
         db.session.add(own)
         db.session.commit()
         own_id = own.id
 
     mine = fetch_document(app, make_account(wizard=True, profile_id=own_id))
-    assert mine["servers"]["sip"] == {"host": "sip.edge.example.net", "transport": "tcp"}
+    assert mine["servers"]["sip"] == {"host": "sip.edge.example.net", "port": 5070, "transport": "tcp"}
     assert mine["servers"]["provisioning"] == {"host": "prov.edge.example.net"}
     assert mine["profile"] == {"name": "Edge", "options": {"codec": "opus"}}
     assert mine["refetch"]["interval_hours"] == 6
 
     groups = fetch_document(app, make_account(wizard=True))
-    assert groups["servers"]["sip"]["host"] == "sip.example.net" and groups["profile"]["name"] == "Standard"
+    assert groups["servers"]["sip"] == {"host": "sip.example.net", "port": 5061, "transport": "tls"}  # no port
+    assert groups["profile"]["name"] == "Standard"
 
     none = fetch_document(app, make_account(group_id=other_group))  # a plain account, a group without one
-    assert none["servers"]["sip"] == {"host": None, "transport": "tls"}
+    assert none["servers"]["sip"] == {"host": None, "port": 5061, "transport": "tls"}
     assert none["profile"] == {"name": None, "options": {}}
 
 
@@ -600,7 +602,7 @@ def test_snom_account_activation_returns_snom_xml_settings(app, mail_settings, m
         account = db.session.get(Account, account_id)
         assert phone_settings.findtext("user_name") == account.username
         assert phone_settings.findtext("user_pass") == accounts.sip_password(account)
-        assert phone_settings.findtext("user_host") == "sip.example.net"
+        assert phone_settings.findtext("user_host") == "sip.example.net:5061"
         assert account.status is Status.ACTIVATED
 
 

@@ -165,3 +165,30 @@ def test_migrations_build_the_sip_tables_on_postgresql_only(app):
         diff = compare_metadata(context, registrar.metadata)
 
     assert diff == []
+
+
+def test_a_profile_host_stored_with_its_port_is_split_into_host_and_port_and_joined_back(scratch_app):
+    profiles = sa.table("profiles", *(sa.column(name) for name in ("id", "name", "description", "sip_host",
+                                                                   "provisioning_host", "transport",
+                                                                   "refetch_hours")),
+                        sa.column("options", sa.JSON),
+                        *(sa.column(name, sa.DateTime(timezone=True)) for name in ("created_at", "updated_at")))
+    now = datetime.now(UTC)
+    with scratch_app.app_context():
+        upgrade(revision="7c1e5a9b3f20")  # the revision before profiles.sip_port
+        with db.engine.begin() as connection:
+            connection.execute(profiles.insert(), [
+                {"name": name, "description": "", "sip_host": host, "provisioning_host": "prov.example.net",
+                 "transport": "tls", "refetch_hours": 24, "options": {}, "created_at": now, "updated_at": now}
+                for name, host in (("Ported", "sip.example.net:5070"), ("Plain", "sip.example.org"))])
+
+        upgrade()
+        with db.engine.connect() as connection:
+            upgraded = connection.execute(sa.text("SELECT sip_host, sip_port FROM profiles ORDER BY id")).all()
+        downgrade(revision="7c1e5a9b3f20")
+        with db.engine.connect() as connection:
+            downgraded = connection.execute(sa.text("SELECT sip_host FROM profiles ORDER BY id")).scalars().all()
+        upgrade()
+
+    assert [tuple(row) for row in upgraded] == [("sip.example.net", 5070), ("sip.example.org", None)]
+    assert downgraded == ["sip.example.net:5070", "sip.example.org"]

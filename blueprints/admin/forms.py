@@ -24,9 +24,10 @@ from gateways.base import SettingField
 from models import Role
 from services import app_handoff
 
-HOSTNAME = Regexp(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}(:\d{1,5})?$",
-    message="A host name such as sip.example.com (optionally :port).")
+_HOST = r"(?=.{1,253}(:|$))([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}"
+HOSTNAME = Regexp(rf"^{_HOST}(:\d{{1,5}})?$", message="A host name such as sip.example.com (optionally :port).")
+# The SIP server's port has a field of its own: the activation file gives host and port apart.
+SIP_HOST = Regexp(rf"^{_HOST}$", message="A host name such as sip.example.com; its port goes in SIP server port.")
 
 
 # Settings and profile options are small: a deeper or longer value is a mistake or an attack (Python's JSON
@@ -99,7 +100,9 @@ class ProfileForm(FlaskForm):
 
     name = StringField("Name", validators=[DataRequired(), Length(max=64)])
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
-    sip_host = StringField("SIP/TLS server host", validators=[DataRequired(), HOSTNAME])
+    sip_host = StringField("SIP server host", validators=[DataRequired(), SIP_HOST])
+    sip_port = IntegerField("SIP server port", validators=[Optional(), NumberRange(1, 65535)],
+                            description="Empty: 5061 for TLS, 5060 for TCP and UDP.")
     provisioning_host = StringField("Provisioning and licence host", validators=[DataRequired(), HOSTNAME])
     transport = SelectField("Transport", choices=[("tls", "TLS"), ("tcp", "TCP"), ("udp", "UDP")],
                             default="tls")

@@ -17,8 +17,8 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/60
 def test_wizard_account_activated_on_a_phone_registers_and_is_connected(app, admin_id, group, kamailio, sip):
     host, port = kamailio.server.split(":")
     with app.app_context():
-        profile = Profile(name="Local SIP", sip_host=host, provisioning_host="prov.example.test",
-                          transport="udp")
+        profile = Profile(name="Local SIP", sip_host=host, sip_port=int(port),
+                          provisioning_host="prov.example.test", transport="udp")
         db.session.add(profile)
         db.session.commit()
         # The CSR creates an account for automatic activation: disabled until the phone activates it.
@@ -40,10 +40,10 @@ def test_wizard_account_activated_on_a_phone_registers_and_is_connected(app, adm
                             headers={"User-Agent": IPHONE})
     assert activation.status_code == 200
     document = activation.get_json(force=True)
-    # The client registers with the username, password and SIP host of the activation file.
+    # The client registers with the username, password and SIP server of the activation file.
     sip_server = document["servers"]["sip"]
-    assert (sip_server["host"], sip_server["transport"]) == (host, "udp")
-    registration = sipp.register(f"{sip_server['host']}:{port}", sip[1], document["account"]["username"],
+    assert (sip_server["host"], sip_server["port"], sip_server["transport"]) == (host, int(port), "udp")
+    registration = sipp.register(f"{sip_server['host']}:{sip_server['port']}", sip[1], document["account"]["username"],
                                  document["account"]["password"], user_agent="Provisio-iOS/2.4.1")
     assert registration.final() == (200, "OK")
 
