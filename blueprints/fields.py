@@ -1,9 +1,9 @@
-"""Form fields that normalise what a CSR types (numbers, MAC addresses, access rules)."""
+"""Form fields that normalise what a CSR types (usernames, numbers, MAC addresses, access rules)."""
 
 from wtforms import StringField, TextAreaField
 
 from services.access_rules import normalise_rule
-from services.account_rules import parse_mac
+from services.account_rules import parse_mac, parse_username
 from services.numbers import normalise_number
 
 
@@ -16,6 +16,14 @@ class PhoneField(StringField):
             self.data = normalise_number(self.data)
         else:
             self.data = None
+
+
+class UsernameField(StringField):
+    """A username as a SIP URI's user part carries it (services/account_rules.parse_username)."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        self.data = parse_username((self.data or "").strip()) or ""
 
 
 class MacField(StringField):

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models import Account, AccountType
+from models.account import fold
 from services.errors import Conflict
 
 PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~"
@@ -42,6 +43,7 @@ class Field:
     default: Any = None  # its value when left unset (the form's default, an empty CSV cell)
     editable: bool = True  # a CSR may change it after creation
     unique: str = ""  # the namespace in which no two accounts share a value
+    any_case: bool = False  # unique whatever the case of its letters (see unique_key)
     attribute: bool = True  # a column of the account (the password is stored encrypted, the rules as rows)
 
     def __post_init__(self) -> None:
@@ -50,10 +52,12 @@ class Field:
 
 # In the order of the CSV columns (the export, the sample file, the docs).
 FIELDS = (
-    Field("callerid", "virtual phone number", required=True, unique="number",
-          help="Virtual phone number, international with a leading +, e.g. +41791234567."),
-    Field("username", "username", unique="username",
-          help="Empty: a random free number, as the wizard makes. At most 64 characters."),
+    Field("callerid", "virtual phone number", required=True, unique="number", editable=False,
+          help="Virtual phone number, international with a leading +, e.g. +41791234567. Fixed after "
+               "creation."),
+    Field("username", "username", unique="username", any_case=True,
+          help="Empty: a random free number, as the wizard makes. Else 3 to 64 letters, digits and "
+               "- _ . ! ~ * ' ( ) +."),
     Field("password", "password", editable=False, attribute=False,
           help="Empty: generated (recommended). Else at least 12 characters, not the username."),
     Field("owner", "owner", help="The end user's name. At most 128 characters."),
@@ -91,6 +95,10 @@ UNIQUE = tuple(field for field in FIELDS if field.unique)
 DEFAULTS = {field.name: field.default for field in FIELDS if field.default is not None}
 _FOREIGN = {kind: tuple(field for field in FIELDS if field.only not in (None, kind)) for kind in AccountType}
 _BLANKS = {kind: {field.name: field.blank for field in fields} for kind, fields in _FOREIGN.items()}
+USERNAME_LENGTHS = (3, 64)
+# RFC 3261's user part (unreserved characters), without the escapes and the separators (; ? / & = , $)
+# that a URI, a file name or a log line would read otherwise; ASCII only, as the grammar's alphanum.
+_USERNAME = re.compile(r"[A-Za-z0-9\-_.!~*'()+]+")
 _MAC_SEPARATORS = re.compile(r"[\s:.\-]")
 _MAC = re.compile(r"[0-9A-F]{12}")
 
@@ -103,6 +111,17 @@ class Problem(NamedTuple):
 
 
 # --- one field ---------------------------------------------------------------------------------------
+
+
+def parse_username(text: str) -> str | None:
+    """Return a username a SIP URI's user part carries as it is; None when empty (one is generated)."""
+    if not text:
+        return None
+    shortest, longest = USERNAME_LENGTHS
+    if not (shortest <= len(text) <= longest and _USERNAME.fullmatch(text)):
+        raise ValueError(f"A username has {shortest} to {longest} characters: letters, digits and "
+                         "- _ . ! ~ * ' ( ) + (no spaces, no accents).")
+    return text
 
 
 def parse_mac(text: str) -> str | None:
@@ -162,21 +181,28 @@ def secondary_problem(callerid: str | None, secondary_callerid: str | None) -> P
     return None
 
 
+def unique_key(field: Field, value: str) -> str:
+    """What two values of a unique field are compared by: `PLAIN1` and `plain1` are one username."""
+    return fold(value) if field.any_case else value
+
+
 def wanted(accounts: Iterable[Any]) -> dict[str, set[str]]:
-    """The values that must be unique of some accounts (anything with the fields as attributes: an
-    Account, a checked CSV row), by namespace: a number is one whether primary or secondary."""
+    """The keys (see unique_key) of the values that must be unique of some accounts (anything with the
+    fields as attributes: an Account, a checked CSV row), by namespace: a number is one whether primary
+    or secondary."""
     found: dict[str, set[str]] = {field.unique: set() for field in UNIQUE}
     for account in accounts:
         for field in UNIQUE:
             if value := getattr(account, field.name):
-                found[field.unique].add(value)
+                found[field.unique].add(unique_key(field, value))
     return found
 
 
 def clashes(account: Any, taken_values: Mapping[str, AbstractSet[str]]) -> list[Problem]:
     """The unique fields of an account whose value another account has already (see `taken`)."""
     return [Problem(field.name, f"{value} is already used by another account.") for field in UNIQUE
-            if (value := getattr(account, field.name)) and value in taken_values[field.unique]]
+            if (value := getattr(account, field.name))
+            and unique_key(field, value) in taken_values[field.unique]]
 
 
 def taken(values: Mapping[str, AbstractSet[str]], *, other_than: int | None = None) -> dict[str, set[str]]:
@@ -184,7 +210,8 @@ def taken(values: Mapping[str, AbstractSet[str]], *, other_than: int | None = No
     `other_than` already has, CHUNK values a query."""
     found: dict[str, set[str]] = {namespace: set() for namespace in values}
     for field in UNIQUE:
-        column = getattr(Account, field.name)
+        # The folded copy the search keeps (models/account.py) is the key of a field unique in any case.
+        column = getattr(Account, f"{field.name}_folded" if field.any_case else field.name)
         ordered = sorted(values.get(field.unique, ()))
         for start in range(0, len(ordered), CHUNK):
             query = select(column).where(column.in_(ordered[start:start + CHUNK]))

@@ -115,6 +115,7 @@ def create(data: dict[str, Any], *, wizard: bool, actor: StaffUser) -> Account:
         check_password_strength(password, data["username"])
     account = Account(
         account_type=account_type,
+        callerid=data["callerid"],  # both numbers are fixed once the account exists
         secondary_callerid=data.get("secondary_callerid") or None,
         password_encrypted=vault.encrypt(password),
         wizard=wizard,
@@ -131,7 +132,7 @@ def create(data: dict[str, Any], *, wizard: bool, actor: StaffUser) -> Account:
 
 
 def update_account(account: Account, data: dict[str, Any], *, actor: StaffUser) -> Account:
-    """Save a CSR's edit; the type and the secondary number stay as created."""
+    """Save a CSR's edit; the type and both virtual numbers stay as created."""
     _group_for(data["group_id"], actor)
     changed = sorted(name for name in account_rules.EDITABLE
                      if name in data and getattr(account, name) != data[name])
@@ -248,6 +249,13 @@ def set_status(account: Account, status: Status, *, actor: str, channel: str | N
 
 def _apply(account: Account, data: dict[str, Any]) -> None:
     """Set the editable fields of settled data (account_rules.settle: the type's blanks are in it)."""
+    if "username" in data:
+        try:
+            data = {**data, "username": account_rules.parse_username(data["username"] or "")}
+        except ValueError as exc:
+            raise Invalid(str(exc), field="username") from None
+        if not data["username"]:
+            raise Invalid("Give the account a username.", field="username")
     for name in account_rules.EDITABLE:
         if name in data:
             setattr(account, name, data[name])

@@ -37,6 +37,27 @@ def test_a_checked_import_row_carries_every_account_field():
 # --- one field -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("text", ["55501234", "anna.meier", "Front_desk-2", "a+b", "o'brien", "x~(1)*!",
+                                  "abc", "a" * 64])
+def test_a_username_a_sip_user_part_carries_as_it_is_is_kept_as_typed(text):
+    assert account_rules.parse_username(text) == text
+
+
+@pytest.mark.parametrize("text", ["x", "ab", "a" * 65, "anna meier", "jörg", "a;b=1", "a/b", "a?b", "a%20b",
+                                  "a@b", "a:b", "<b>", "a\x00b"])
+def test_a_username_outside_the_sip_user_part_or_too_short_is_refused_saying_what_is_allowed(text):
+    with pytest.raises(ValueError, match=re.escape("A username has 3 to 64 characters: letters, digits")):
+        account_rules.parse_username(text)
+
+
+def test_usernames_are_one_whatever_the_case_and_numbers_are_compared_as_written():
+    first, second = account(username="PLAIN1"), account(username="plain1")
+
+    assert account_rules.wanted([first]) == account_rules.wanted([second])
+    assert account_rules.clashes(second, account_rules.wanted([first])) == [
+        Problem("username", "plain1 is already used by another account.")]
+
+
 @pytest.mark.parametrize("text", ["00:04:13:92:2d:24", "00-04-13-92-2D-24", "0004.1392.2D24", "000413922d24",
                                   " 00 04 13 92 2D 24 "])
 def test_a_mac_address_in_any_usual_notation_becomes_twelve_upper_case_digits(text):

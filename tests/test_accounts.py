@@ -175,6 +175,39 @@ def test_plain_creation_refuses_different_password_repeat(app, csr, group):
     assert account_count(app) == 0
 
 
+def test_a_username_differing_only_in_case_from_another_is_refused(app, csr, group, make_account):
+    make_account(username="plain1")
+
+    response = csr.post("/accounts/new", browser_form(group, username="PLAIN1", callerid="+41797770001"))
+
+    assert response.status_code == 200
+    assert field_errors(response.get_data(as_text=True), "username") == [
+        "PLAIN1 is already used by another account."]
+    assert account_count(app) == 1
+
+
+@pytest.mark.parametrize("path", ["/accounts/new", "/accounts/wizard"])
+@pytest.mark.parametrize("username", ["x", "anna meier", "jörg", "a;b"])
+def test_a_username_no_sip_client_could_register_with_is_refused_next_to_the_field(app, csr, group, profile,
+                                                                                    path, username):
+    form = browser_form if path == "/accounts/new" else wizard_form
+    response = csr.post(path, form(group, username=username))
+
+    assert response.status_code == 200
+    [error] = field_errors(response.get_data(as_text=True), "username")
+    assert error.startswith("A username has 3 to 64 characters: letters, digits and")
+    assert account_count(app) == 0
+
+
+def test_an_edit_to_a_bad_username_is_refused_and_changes_nothing(app, csr, make_account):
+    account_id = make_account(username="kept01")
+
+    response = csr.post(f"/accounts/{account_id}/edit", edit_form(app, account_id, username="no good"))
+
+    assert response.status_code == 200
+    assert snapshot(app, account_id)["username"] == "kept01"
+
+
 def test_plain_creation_refuses_a_weak_password_next_to_the_field(app, csr, group):
     response = csr.post("/accounts/new", browser_form(group, password="short", password_repeat="short"))
     assert response.status_code == 200
@@ -354,14 +387,15 @@ def test_duplicate_mac_address_is_refused_next_to_its_field(app, csr, group, mak
     assert account_count(app) == 1
 
 
-def test_edit_to_another_accounts_number_is_refused_and_changes_nothing(app, csr, make_account):
-    make_account(callerid="+41791112233")
-    mine = make_account(callerid="+41794445566")
-    response = csr.post(f"/accounts/{mine}/edit", edit_form(app, mine, callerid="+41791112233"))
+def test_edit_to_another_accounts_username_is_refused_and_changes_nothing(app, csr, make_account):
+    make_account(username="taken01")
+    mine = make_account(username="mine0001")
+    response = csr.post(f"/accounts/{mine}/edit", edit_form(app, mine, username="TAKEN01", owner="Changed"))
     assert response.status_code == 200
-    assert field_errors(response.get_data(as_text=True), "callerid") == [
-        "+41791112233 is already used by another account."]
-    assert snapshot(app, mine)["callerid"] == "+41794445566"
+    assert field_errors(response.get_data(as_text=True), "username") == [
+        "TAKEN01 is already used by another account."]
+    row = snapshot(app, mine)
+    assert (row["username"], row["owner"]) == ("mine0001", "Anna Meier")
 
 
 def _insert_clash_after_check(app, monkeypatch, **columns):
@@ -402,15 +436,14 @@ def test_unique_index_race_on_secondary_number_names_the_secondary_field(app, cs
 
 
 def test_unique_index_race_on_edit_becomes_a_field_error(app, csr, group, make_account, monkeypatch):
-    mine = make_account(callerid="+41794445566")
-    _insert_clash_after_check(app, monkeypatch, username="racer", callerid="+41791112233")
-    response = csr.post(f"/accounts/{mine}/edit", edit_form(app, mine, callerid="+41791112233",
-                                                            owner="Changed"))
+    mine = make_account(username="mine0001")
+    _insert_clash_after_check(app, monkeypatch, username="racer01", callerid="+41791112233")
+    response = csr.post(f"/accounts/{mine}/edit", edit_form(app, mine, username="racer01", owner="Changed"))
     assert response.status_code == 200
-    assert field_errors(response.get_data(as_text=True), "callerid") == [
+    assert field_errors(response.get_data(as_text=True), "username") == [
         "That value is already used by another account."]
     row = snapshot(app, mine)
-    assert (row["callerid"], row["owner"]) == ("+41794445566", "Anna Meier")
+    assert (row["username"], row["owner"]) == ("mine0001", "Anna Meier")
 
 
 # --- secondary number -------------------------------------------------------------------
@@ -431,19 +464,24 @@ def test_secondary_number_equal_to_primary_is_refused(app, csr, group):
     assert account_count(app) == 0
 
 
-def test_edit_page_offers_no_secondary_number_input(csr, make_account):
-    account_id = make_account(secondary_callerid="+41797654321")
+def test_edit_page_shows_both_numbers_read_only_and_how_to_change_them(csr, make_account):
+    account_id = make_account(callerid="+41791234999", secondary_callerid="+41797654321")
     html = csr.get(f"/accounts/{account_id}/edit").get_data(as_text=True)
-    assert 'name="secondary_callerid"' not in html
-    assert "+41797654321" in html  # shown read-only
+    assert 'name="callerid"' not in html and 'name="secondary_callerid"' not in html
+    assert "+41791234999" in html and "+41797654321" in html  # shown read-only
+    assert "delete the account and create it again" in html
 
 
-def test_posting_a_secondary_number_to_edit_changes_nothing(app, csr, make_account):
-    account_id = make_account(secondary_callerid="+41797654321")
+@pytest.mark.parametrize("field", ["callerid", "secondary_callerid"])
+def test_posting_a_number_to_edit_changes_nothing(app, csr, make_account, field):
+    account_id = make_account(callerid="+41791234999", secondary_callerid="+41797654321")
+    before = snapshot(app, account_id)
     response = csr.post(f"/accounts/{account_id}/edit",
-                        edit_form(app, account_id, secondary_callerid="+41798887766"))
+                        edit_form(app, account_id, **{field: "+41798887766"}, owner="Changed"))
     assert response.status_code == 302
-    assert snapshot(app, account_id)["secondary_callerid"] == "+41797654321"
+    after = snapshot(app, account_id)
+    assert (after["callerid"], after["secondary_callerid"], after["owner"]) == (
+        before["callerid"], before["secondary_callerid"], "Changed")
 
 
 # --- form defaults ----------------------------------------------------------------------
@@ -583,22 +621,22 @@ def test_sip_password_is_not_stored_in_clear_and_decrypts_back(app, make_account
 def test_edit_saves_and_audits_the_changed_fields(app, csr, make_account):
     account_id = make_account(owner="Anna Meier")
     response = csr.post(f"/accounts/{account_id}/edit",
-                        edit_form(app, account_id, owner="Anna Muster", callerid="+41 79 555 00 11"))
+                        edit_form(app, account_id, owner="Anna Muster", email="anna.muster@example.com"))
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/accounts/{account_id}")
     row = snapshot(app, account_id)
-    assert (row["owner"], row["callerid"]) == ("Anna Muster", "+41795550011")
+    assert (row["owner"], row["email"]) == ("Anna Muster", "anna.muster@example.com")
     with app.app_context():
         event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "account.update"))
         assert (event.actor, event.target_id) == ("carl", account_id)
-        assert event.detail == {"fields": ["callerid", "owner"]}
+        assert event.detail == {"fields": ["email", "owner"]}
 
 
 def test_edit_page_shows_the_current_values(csr, make_account):
-    account_id = make_account(owner="Anna Meier", callerid="+41791234567")
+    account_id = make_account(owner="Anna Meier", username="anna0001")
     html = csr.get(f"/accounts/{account_id}/edit").get_data(as_text=True)
     assert input_value(html, "owner") == "Anna Meier"
-    assert input_value(html, "callerid") == "+41791234567"
+    assert input_value(html, "username") == "anna0001"
 
 
 def test_delete_get_shows_a_confirmation_and_changes_nothing(app, csr, make_account):
@@ -781,6 +819,28 @@ def test_viewer_cannot_create_accounts(app, viewer, group, url):
     assert account_count(app) == 0
 
 
+@pytest.mark.parametrize("path", ["/accounts/new", "/accounts/wizard", "/accounts/{id}/edit",
+                                  "/accounts/{id}/delete"])
+def test_a_viewer_gets_403_on_the_form_pages_at_once_not_after_filling_them(viewer, make_account, path):
+    account_id = make_account()
+
+    response = viewer.get(path.format(id=account_id))
+
+    assert response.status_code == 403
+    assert "Your role can only view." in response.get_data(as_text=True)
+
+
+def test_a_viewer_sees_no_button_leading_to_a_form_page(viewer, make_account):
+    account_id = make_account()
+
+    pages = viewer.get("/accounts").get_data(as_text=True) + viewer.get(f"/accounts/{account_id}").get_data(
+        as_text=True)
+
+    for path in ("/accounts/new", "/accounts/wizard", f"/accounts/{account_id}/edit",
+                 f"/accounts/{account_id}/delete"):
+        assert f'href="{path}"' not in pages
+
+
 def test_viewer_can_read_an_account_in_their_group(viewer, make_account):
     account_id = make_account(username="readable")
     response = viewer.get(f"/accounts/{account_id}")
@@ -868,10 +928,10 @@ def test_list_pages_with_the_before_cursor_show_every_account_once(app, admin, m
 def test_list_pagination_keeps_the_filter(app, admin, make_account, other_group):
     app.config["PAGE_SIZE"] = 2
     for n in range(3):
-        make_account(username=f"a{n}")
-        make_account(username=f"b{n}", group_id=other_group)
+        make_account(username=f"aaa{n}")
+        make_account(username=f"bbb{n}", group_id=other_group)
     pages = _walk_pages(admin, f"/accounts?group={other_group}")
-    assert [name for page in pages for name in page] == ["b2", "b1", "b0"]
+    assert [name for page in pages for name in page] == ["bbb2", "bbb1", "bbb0"]
 
 
 def test_full_last_page_has_no_next_link(app, admin, make_account):

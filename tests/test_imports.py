@@ -282,6 +282,27 @@ def test_duplicates_inside_the_file_and_against_the_database_are_reported(app, a
     assert account_count(app) == 2
 
 
+def test_usernames_are_held_to_the_forms_rules_and_compared_in_any_case(app, admin, group, make_account):
+    make_account(username="Taken01", callerid="+41791110001")
+    content = csv_file(
+        "callerid,username",
+        "+41791110011,TAKEN01",  # 2: an existing username in other letters
+        "+41791110012,Bob",  # 3
+        "+41791110013,bob",  # 4: row 3's, in other letters
+        "+41791110014,no good",  # 5
+        "+41791110015,x",  # 6
+    )
+    job_id, page = checked(app, admin, content, group)
+
+    rule = ("A username has 3 to 64 characters: letters, digits and - _ . ! ~ * ' ( ) + "
+            "(no spaces, no accents).")
+    assert sorted(errors_on(page)) == sorted([
+        (2, "username", "TAKEN01 is already used by another account."),
+        (4, "username", "bob is also on row 3."),
+        (5, "username", rule), (6, "username", rule)])
+    assert account_count(app) == 1
+
+
 def test_a_csr_cannot_import_into_a_group_they_do_not_serve(app, csr, group, other_group):
     content = csv_file("callerid,group", "+41791230001,Group B", "+41791230002,No Such Group", "+41791230003,group a")
     job_id, page = checked(app, csr, content, group)

@@ -18,7 +18,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional, ValidationError
 
-from blueprints.fields import MacField, PhoneField, RuleListField
+from blueprints.fields import MacField, PhoneField, RuleListField, UsernameField
 from models import AccountType, Channel, MessageKind, MessageStatus, Status
 from services import bulk
 from services.account_rules import DEFAULTS, NAMES
@@ -30,7 +30,8 @@ class AccountForm(FlaskForm):
     account_type = RadioField(
         "Account type", choices=[(t.value, t.label) for t in AccountType], default=DEFAULTS["account_type"]
     )
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    username = UsernameField("Username", validators=[DataRequired()],
+                             description="3 to 64 letters, digits and - _ . ! ~ * ' ( ) +.")
     password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
     password_repeat = PasswordField(
         "Repeat password", validators=[DataRequired(), EqualTo("password", "The passwords differ.")]
@@ -89,11 +90,12 @@ class WizardForm(AccountForm):
 
 
 class EditForm(AccountForm):
-    """Edit: the type, the password and the secondary number stay as created."""
+    """Edit: the type, the password and both virtual numbers stay as created (the manual's rule)."""
 
     account_type = None
     password = None
     password_repeat = None
+    callerid = None
     secondary_callerid = None
 
 

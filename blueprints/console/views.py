@@ -71,13 +71,19 @@ def new_key() -> str:
     return idempotency.new_value()
 
 
+# Pages that exist only to change accounts: a viewer gets 403 on them at once, not on their submit.
+FORM_PAGES = frozenset({"console.account_new", "console.account_wizard", "console.account_edit",
+                        "console.account_delete"})
+
+
 @bp.before_request
 def require_staff():
     """Every console page needs a signed-in staff user; viewers only read."""
     if not current_user.is_authenticated:
         return login_manager.unauthorized()
-    reading = request.method in ("GET", "HEAD") or request.endpoint == "console.account_export"  # audited: POST
-    if not reading and not current_user.can_write:
+    # The export is a POST (it is audited) that changes nothing.
+    reading = request.method in ("GET", "HEAD") or request.endpoint == "console.account_export"
+    if (not reading or request.endpoint in FORM_PAGES) and not current_user.can_write:
         abort(403, "Your role can only view.")
     return None
 

@@ -201,7 +201,7 @@ def _check_repeats(records: list[CheckedRow], report: Report) -> None:
     for record in records:
         for field in account_rules.UNIQUE:
             if value := getattr(record, field.name):
-                row = first.setdefault((field.unique, value), record.row)
+                row = first.setdefault((field.unique, account_rules.unique_key(field, value)), record.row)
                 if row != record.row:
                     report.add(record.row, field.column, f"{value} is also on row {row}.")
 
@@ -226,6 +226,10 @@ def _text(limit: int) -> Callable[[str, Scope], str]:
         return text
 
     return parse
+
+
+def _username(text: str, _scope: Scope) -> str:
+    return account_rules.parse_username(text) or ""
 
 
 def _primary_number(text: str, _scope: Scope) -> str:
@@ -312,7 +316,7 @@ def _date(text: str, _scope: Scope) -> str | None:
 
 # By CSV column; a column per account field.
 PARSERS: dict[str, Callable[[str, Scope], Any]] = {
-    "callerid": _primary_number, "username": _text(64), "password": _text(128), "owner": _text(128),
+    "callerid": _primary_number, "username": _username, "password": _text(128), "owner": _text(128),
     "email": _email, "description": _text(2000), "group": _group, "profile": _profile,
     "account_type": _account_type, "secondary_callerid": _secondary_number, "security_model": _security_model,
     "obfuscation": _boolean, "obfuscation_key": _text(32), "keepalive": _boolean, "mac_address": _mac,
