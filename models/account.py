@@ -170,6 +170,11 @@ class Account(TimestampMixin, db.Model):
         return self.profile or self.group.profile
 
     @property
+    def licence_holder(self) -> "Device | None":  # noqa: F821
+        """The device the licence is bound to (licence_device holds its id), if it still exists."""
+        return next((device for device in self.devices if str(device.id) == self.licence_device), None)
+
+    @property
     def status_label(self) -> str:
         return self.status.label(self.status_channel)
 

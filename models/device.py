@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ColumnElement, ForeignKey, String, and_
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
@@ -28,3 +28,9 @@ class Device(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     account: Mapped["Account"] = relationship(back_populates="devices")  # noqa: F821
+
+    @classmethod
+    def heard_since(cls, moment: datetime) -> ColumnElement[bool]:
+        """A live device whose app has called in (a heartbeat) since `moment`: an activation alone, which
+        sets first_seen and last_seen to one moment, is not a connected client."""
+        return and_(cls.last_seen >= moment, cls.last_seen > cls.first_seen, cls.revoked_at.is_(None))

@@ -79,7 +79,7 @@ def _connected(online_since: datetime):
     """Connected now: registered at the SIP server when there is one, else a device seen since a moment."""
     if registrar.configured():
         return Account.username.in_(sorted(registrar.registered_usernames()))
-    return Account.devices.any(Device.last_seen >= online_since)
+    return Account.devices.any(Device.heard_since(online_since))
 
 
 def new_username() -> str:

@@ -12,7 +12,18 @@ from flask import current_app
 from sqlalchemy import bindparam, insert, update
 
 from extensions import db
-from models import Account, AccountType, AuditEvent, Device, Message, Platform, Profile, Status, StatusEvent
+from models import (
+    Account,
+    AccountType,
+    AuditEvent,
+    Device,
+    LicenceState,
+    Message,
+    Platform,
+    Profile,
+    Status,
+    StatusEvent,
+)
 from models.base import utcnow
 from services import accounts, audit, links, registrar, throttle
 from services.errors import Throttled
@@ -93,6 +104,10 @@ def _consume(connection, link, delivery: Delivery) -> None:
     changes = {"link_version": link.link_version + 1, "keys_locked": False}  # the client may upload new keys
     if link.wizard:
         changes["enabled"] = True
+    if link.licence_state is LicenceState.VALID:
+        # The device holding the licence is replaced below (one installation per account): the licence
+        # follows to the new one, which binds it at its first validation. A blocked one stays blocked.
+        changes.update(licence_state=LicenceState.CLEARED, licence_device=None)
     moved = accounts.status_change(link, Status.ACTIVATED, actor=END_USER)
     if moved:
         changes.update(moved.account_columns)

@@ -147,7 +147,7 @@ def registered_clients(user: StaffUser, interval_seconds: int) -> list[Client]:
     else seen by their heartbeat within twice the keep-alive interval; by username, then newest."""
     if not registrar.configured():
         query = (select(Device).join(Account).options(contains_eager(Device.account))
-                 .where(Device.last_seen >= online_since(interval_seconds), Device.revoked_at.is_(None))
+                 .where(Device.heard_since(online_since(interval_seconds)))
                  .order_by(Account.username, Device.last_seen.desc()))
         return [Client(device.account, device.platform.label, device.app_version, device.ip,
                        last_seen=device.last_seen) for device in db.session.scalars(accounts.scoped(query, user))]

@@ -119,26 +119,36 @@ def test_a_blocked_licence_is_refused(app, make_account):
     assert_error(device.call("POST", "/licence"), 403, "licence_blocked")
 
 
-def test_a_replacement_device_gets_409_until_a_csr_clears_the_licence(app, make_account, csr):
+def test_the_licence_follows_the_account_to_the_device_it_is_activated_on_next(app, make_account, csr):
     account_id = make_account()
     old = activate(app, account_id)
     assert old.call("POST", "/licence").status_code == 200
 
-    # A new link activated on another phone: one installation per account.
+    # A new link activated on another phone: one installation per account, and its licence.
     new = activate(app, account_id, ip="198.51.100.30")
     assert_error(old.call("POST", "/licence"), 401, "invalid_credentials")
-    assert_error(new.call("POST", "/licence"), 409, "licence_bound_elsewhere")
-    assert_error(new.call("POST", "/licence"), 409, "licence_bound_elsewhere")
-
-    assert csr.post(f"/accounts/{account_id}/clear-licence").status_code == 302
-    assert load_account(app, account_id).licence_state is LicenceState.CLEARED
-
     assert new.call("POST", "/licence").get_json() == {"valid": True, "expires_on": None}
+
     with app.app_context():
         account = db.session.get(Account, account_id)
         device = db.session.scalar(select(Device).where(Device.account_id == account_id,
                                                         Device.revoked_at.is_(None)))
         assert account.licence_state is LicenceState.VALID and account.licence_device == str(device.id)
+        db.session.expunge(device)
+    page = csr.get(f"/accounts/{account_id}").get_data(as_text=True)
+    assert f"bound to the {device.platform.label} activated" in page and "(replaced since)" not in page
+
+
+def test_a_blocked_licence_stays_blocked_on_a_new_device(app, make_account):
+    account_id = make_account()
+    activate(app, account_id)
+    with app.app_context():
+        db.session.get(Account, account_id).licence_state = LicenceState.BLOCKED
+        db.session.commit()
+
+    new = activate(app, account_id, ip="198.51.100.30")
+
+    assert_error(new.call("POST", "/licence"), 403, "licence_blocked")
 
 
 def test_two_live_devices_of_one_account_cannot_share_the_licence(app, make_account, csr):
@@ -246,12 +256,26 @@ def test_registered_clients_are_those_seen_within_twice_the_keepalive_interval(
     assert device.call("POST", "/heartbeat", json={"app_version": APP_VERSION}).status_code == 200
     with app.app_context():
         row = db.session.scalar(select(Device).where(Device.account_id == account_id))
+        row.first_seen = utcnow() - timedelta(hours=1)  # activated an hour ago, heard from since
         row.last_seen = utcnow() - timedelta(seconds=seconds_ago)
         db.session.commit()
     username = device.username
 
     assert (f">{username}</a>" in csr.get("/clients").get_data(as_text=True)) is listed
     assert (f">{username}</a>" in csr.get("/accounts?registered=1").get_data(as_text=True)) is listed
+
+
+def test_a_device_that_only_activated_is_not_a_registered_client(app, make_account, csr):
+    account_id = make_account()
+    device = activate(app, account_id)  # the activation file fetched, no heartbeat yet
+
+    assert f">{device.username}</a>" not in csr.get("/clients").get_data(as_text=True)
+    assert f">{device.username}</a>" not in csr.get("/accounts?registered=1").get_data(as_text=True)
+
+    assert device.call("POST", "/heartbeat").status_code == 200
+
+    page = csr.get("/clients").get_data(as_text=True)
+    assert f">{device.username}</a>" in page and APP_VERSION in page
 
 
 # --- configuration ----------------------------------------------------------------------------
