@@ -36,8 +36,8 @@ def init_app(app: Flask) -> None:
 @click.command("setup")
 @with_appcontext
 def setup() -> None:
-    """Write the development secrets if missing, migrate both databases (the app's, the SIP server's), create the
-    first administrator."""
+    """Write the development secrets if missing, migrate both databases (the app's, the SIP
+    server's), create the first administrator."""
     secrets_file = config.write_instance(current_app)
     if secrets_file:
         click.echo(f"Secrets written to {secrets_file} (readable by you only); every start reads them there.")
@@ -98,7 +98,8 @@ def seed_demo(accounts: int) -> None:
 @click.command("backup")
 @with_appcontext
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--keep", type=click.IntRange(min=1), help="Keep only the newest KEEP backups in PATH (a directory).")
+@click.option("--keep", type=click.IntRange(min=1),
+              help="Keep only the newest KEEP backups in PATH (a directory).")
 def backup_command(path: Path, keep: int | None) -> None:
     """Copy the database to PATH (a file, or a directory for a timestamped file) while the app runs."""
     with _refusals_as_errors():
@@ -109,7 +110,8 @@ def backup_command(path: Path, keep: int | None) -> None:
 @click.command("restore")
 @with_appcontext
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--replace", is_flag=True, help="Overwrite a database that holds data (stop the services first).")
+@click.option("--replace", is_flag=True,
+              help="Overwrite a database that holds data (stop the services first).")
 def restore_command(path: Path, replace: bool) -> None:
     """Put a backup back; every link sent before the restore stops working (send them again)."""
     with _refusals_as_errors():

@@ -15,7 +15,8 @@ from flask import Response
 from services import app_handoff
 from services.errors import Invalid
 
-# The documented values of PROVISIO_ENV; anything else (a typo such as "prod", an empty value) refuses to start.
+# The documented values of PROVISIO_ENV; anything else (a typo such as "prod", an empty value)
+# refuses to start.
 ENVIRONMENTS = ("production", "development", "testing")
 # Key rule, outside the test suite: at least 32 bytes, at least 8 different characters, and none of the
 # words a placeholder or a hand-made key is made of. Random keys (the commands below) pass it always.
@@ -129,8 +130,8 @@ class Config:
     OUTBOX_LEASE_SECONDS = int(os.environ.get("OUTBOX_LEASE_SECONDS", "120"))
     # A job renews its lease whenever it reports progress; a worker killed mid-job frees it after this.
     JOB_LEASE_SECONDS = int(os.environ.get("JOB_LEASE_SECONDS", "300"))
-    # The worker notes it is alive every WORKER_BEAT_SECONDS; /readyz calls it stale after WORKER_STALE_SECONDS,
-    # and the outbox stale when a message has waited OUTBOX_STALE_SECONDS.
+    # The worker notes it is alive every WORKER_BEAT_SECONDS; /readyz calls it stale after
+    # WORKER_STALE_SECONDS, and the outbox stale when a message has waited OUTBOX_STALE_SECONDS.
     WORKER_BEAT_SECONDS = float(os.environ.get("WORKER_BEAT_SECONDS", "15"))
     WORKER_STALE_SECONDS = float(os.environ.get("WORKER_STALE_SECONDS", "60"))
     OUTBOX_STALE_SECONDS = float(os.environ.get("OUTBOX_STALE_SECONDS", "600"))
@@ -254,10 +255,12 @@ def _check_secret_keys(app, *, strict: bool) -> None:
     if not strict:
         return
     named = [("SECRET_KEY", app.config["SECRET_KEY"])]
-    named += [(f"SECRET_KEY_FALLBACKS (key {n} of {len(fallbacks)})", key) for n, key in enumerate(fallbacks, 1)]
+    named += [(f"SECRET_KEY_FALLBACKS (key {n} of {len(fallbacks)})", key)
+              for n, key in enumerate(fallbacks, 1)]
     for name, key in named:
         if problem := key_problem(key):
-            raise ConfigError(f"Refusing to start: {name} {problem}. Generate a key with: {GENERATE_SECRET_KEY}")
+            raise ConfigError(f"Refusing to start: {name} {problem}. "
+                              f"Generate a key with: {GENERATE_SECRET_KEY}")
 
 
 def key_problem(key: str | bytes) -> str | None:
@@ -277,7 +280,8 @@ def key_problem(key: str | bytes) -> str | None:
 
 
 def _check_encryption_keys(keys, *, strict: bool) -> None:
-    """Refuse anything but Fernet keys (32 url-safe base64 bytes) with a message, not cryptography's traceback."""
+    """Refuse anything but Fernet keys (32 url-safe base64 bytes) with a message, not
+    cryptography's traceback."""
     keys = [keys] if isinstance(keys, str | bytes) else list(keys)
     for number, key in enumerate(keys, 1):
         name = f"PROVISIO_ENCRYPTION_KEYS (key {number} of {len(keys)})"
@@ -290,7 +294,8 @@ def _check_encryption_keys(keys, *, strict: bool) -> None:
                 f"encoding 32 bytes). Generate one with: {GENERATE_FERNET_KEY}"
             ) from None
         if strict and len(set(raw)) < MIN_DISTINCT:
-            raise ConfigError(f"Refusing to start: {name} is not random. Generate one with: {GENERATE_FERNET_KEY}")
+            raise ConfigError(f"Refusing to start: {name} is not random. "
+                              f"Generate one with: {GENERATE_FERNET_KEY}")
 
 
 def _check_app_handoff(app) -> None:

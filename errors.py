@@ -35,7 +35,8 @@ def handle_http_error(error: HTTPException):
     if request.path.startswith("/api/"):
         code = title.lower().replace(" ", "_")
         return jsonify(error=code, message=description), error.code
-    return render_template(error_template(), code=error.code, title=title, description=description), error.code
+    page = render_template(error_template(), code=error.code, title=title, description=description)
+    return page, error.code
 
 
 def error_template() -> str:

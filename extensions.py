@@ -70,7 +70,8 @@ class SessionInterface(SecureCookieSessionInterface):
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
         cached = app.extensions.get("provisio.session_serializer")
         if cached is None or cached[0] != keys:
-            cached = app.extensions["provisio.session_serializer"] = (keys, super().get_signing_serializer(app))
+            cached = (keys, super().get_signing_serializer(app))
+            app.extensions["provisio.session_serializer"] = cached
         return cached[1]
 
 
@@ -110,7 +111,8 @@ def sqlite_pragmas(dbapi_connection, _record) -> None:
 def init_app(app: Flask) -> None:
     """Bind every extension to the app."""
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_pre_ping": True}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+                                                   "pool_pre_ping": True}
     app.session_interface = SessionInterface()
     if app.config["SESSION_COOKIE_SECURE"] and app.config["SESSION_COOKIE_NAME"] == "session":
         # The __Host- prefix: browsers take the cookie only if Secure, host-only and Path=/, so no
@@ -131,7 +133,8 @@ def init_app(app: Flask) -> None:
     # Flask-WTF 1.3 signs and checks form tokens with one key and ignores SECRET_KEY_FALLBACKS;
     # itsdangerous takes a list (the last key signs, every key verifies), so during a rotation the
     # console's forms keep working, as the sessions do.
-    app.config.setdefault("WTF_CSRF_SECRET_KEY", [*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key])
+    app.config.setdefault("WTF_CSRF_SECRET_KEY",
+                          [*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key])
     csrf.init_app(app)
     mail.init_app(app)
     vault.init_app(app)

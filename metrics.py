@@ -32,14 +32,17 @@ class DatabaseCollector:
         for (state, gateway), count in sorted(health.messages_by_state().items()):
             messages.add_metric([state, gateway], count)
         yield messages
-        yield GaugeMetricFamily("provisio_outbox_backlog", "Messages waiting for the worker.", value=health.backlog())
-        yield GaugeMetricFamily("provisio_outbox_oldest_seconds", "Age of the oldest waiting message (0: none).",
+        yield GaugeMetricFamily("provisio_outbox_backlog", "Messages waiting for the worker.",
+                                value=health.backlog())
+        yield GaugeMetricFamily("provisio_outbox_oldest_seconds",
+                                "Age of the oldest waiting message (0: none).",
                                 value=health.oldest_queued_age() or 0)
         accounts = GaugeMetricFamily("provisio_accounts", "Accounts by lifecycle status.", labels=["status"])
         for status, count in sorted(health.accounts_by_status().items()):
             accounts.add_metric([status], count)
         yield accounts
-        jobs = GaugeMetricFamily("provisio_jobs", "Background jobs by kind and state.", labels=["kind", "state"])
+        jobs = GaugeMetricFamily("provisio_jobs", "Background jobs by kind and state.",
+                                 labels=["kind", "state"])
         done = GaugeMetricFamily("provisio_job_items_done", "Items done by the jobs of a kind and state.",
                                  labels=["kind", "state"])
         total = GaugeMetricFamily("provisio_job_items", "Items in all of the jobs of a kind and state.",

@@ -30,7 +30,8 @@ RUNS = {SMALL: 3, LARGE: 2}
 
 @contextmanager
 def scratch_app() -> Iterator:
-    """A Provisio on a scratch SQLite file, migrated, with one group (and its profile) and an administrator."""
+    """A Provisio on a scratch SQLite file, migrated, with one group (and its profile) and an
+    administrator."""
     from flask_migrate import upgrade
 
     from app import create_app
@@ -40,12 +41,14 @@ def scratch_app() -> Iterator:
 
     env = scratch_env()
     app = create_app({"SQLALCHEMY_DATABASE_URI": env["DATABASE_URL"], "SECRET_KEY": env["SECRET_KEY"],
-                      "ENCRYPTION_KEYS": [env["PROVISIO_ENCRYPTION_KEYS"]], "PASSWORD_HASH_PROFILE": "CHEAPEST"})
+                      "ENCRYPTION_KEYS": [env["PROVISIO_ENCRYPTION_KEYS"]],
+                      "PASSWORD_HASH_PROFILE": "CHEAPEST"})
     with app.app_context():
         upgrade()
         db.session.add(Group(name="Bench", profile=Profile(name="Bench", sip_host="sip.example.net",
                                                            provisioning_host="prov.example.net")))
-        staff.create(username="bench", password="correct horse battery staple", role=Role.ADMIN, actor="bench")
+        staff.create(username="bench", password="correct horse battery staple", role=Role.ADMIN,
+                     actor="bench")
         db.session.commit()
     try:
         yield app
@@ -76,7 +79,8 @@ def import_seconds(count: int) -> float:
         actor_id = staff.list_staff()[0].id
         db.session.remove()
         started = time.perf_counter()
-        job_id = imports.start(data, filename="bench.csv", default_group_id=group_id, actor=staff.get(actor_id)).id
+        job_id = imports.start(data, filename="bench.csv", default_group_id=group_id,
+                               actor=staff.get(actor_id)).id
         db.session.remove()
         if not jobs.run_next(job_kinds.HANDLERS):
             raise RuntimeError("the check did not run")
@@ -110,7 +114,8 @@ def raw_insert_seconds(count: int) -> float:
         rows = [{"username": str(10_000_000 + n), "password_encrypted": password, "callerid": f"+4179{n:07d}",
                  "owner": f"Owner {n}", "email": f"owner.{n}@example.com", "description": "",
                  "account_type": AccountType.PGSM, "security_model": "end-to-end", "obfuscation": True,
-                 "obfuscation_key": "9", "keepalive": False, "group_id": group_id, "wizard": True, "enabled": False}
+                 "obfuscation_key": "9", "keepalive": False, "group_id": group_id, "wizard": True,
+                 "enabled": False}
                 for n in range(count)]
         started = time.perf_counter()
         db.session.execute(Account.__table__.insert(), rows)

@@ -44,8 +44,9 @@ def prepare(env: dict[str, str]) -> list[tuple[str, str]]:
                             group=group, wizard=True, enabled=False, security_model="end-to-end")
                     for i in range(ROUNDS * ACTIVATIONS + 1)]
         # One queued link per account, as messaging.queue makes it; signed as the worker signs it.
-        messages = [Message(account=account, kind=MessageKind.LINK, channel=Channel.SMS, recipient=account.callerid,
-                            gateway="bench", link_version=0, requested_by="bench") for account in accounts]
+        messages = [Message(account=account, kind=MessageKind.LINK, channel=Channel.SMS,
+                            recipient=account.callerid, gateway="bench", link_version=0,
+                            requested_by="bench") for account in accounts]
         for message in messages:
             links.attach(message)
         db.session.add_all([*accounts, *messages])
@@ -74,14 +75,16 @@ def main() -> None:
     links = prepare(env)
     landing = get(f"/m/{links.pop()[0]}", {"User-Agent": IPHONE})
     rounds = []
-    with gunicorn("bench.hello:create_app()", env) as hello_port, gunicorn("app:create_app()", env) as app_port:
+    with (gunicorn("bench.hello:create_app()", env) as hello_port,
+          gunicorn("app:create_app()", env) as app_port):
         throughput(hello_port, get("/"), total=300)  # warm up
         throughput(app_port, landing, total=300)
         for n in range(ROUNDS):
             hello = throughput(hello_port, get("/"), total=REQUESTS)
             page = throughput(app_port, landing, total=REQUESTS)
             files = throughput(app_port, activate(links[n * ACTIVATIONS:]), total=ACTIVATIONS)
-            print(f"round {n + 1}: hello {hello:.0f} req/s, landing {page:.0f} req/s, activation {files:.0f} req/s")
+            print(f"round {n + 1}: hello {hello:.0f} req/s, landing {page:.0f} req/s, "
+                  f"activation {files:.0f} req/s")
             rounds.append((page / hello, files / hello))
     ratio("landing_vs_hello", statistics.median(page for page, _ in rounds))
     ratio("activation_vs_hello", statistics.median(files for _, files in rounds))

@@ -42,9 +42,10 @@ def prepare(env: dict[str, str], base_url: str) -> None:
                       "ENCRYPTION_KEYS": [env["PROVISIO_ENCRYPTION_KEYS"]]})
     with app.app_context():
         upgrade()
-        settings.save({"public_base_url": "https://activate.example.test", "sms": {"gateway": "vonage", "vonage": {
-            "api_key": VONAGE["api_key"], "api_secret_encrypted": vault.encrypt(VONAGE["api_secret"]),
-            "sender": VONAGE["sender"], "base_url": base_url}}}, actor="bench")
+        vonage = {"api_key": VONAGE["api_key"], "api_secret_encrypted": vault.encrypt(VONAGE["api_secret"]),
+                  "sender": VONAGE["sender"], "base_url": base_url}
+        settings.save({"public_base_url": "https://activate.example.test",
+                       "sms": {"gateway": "vonage", "vonage": vonage}}, actor="bench")
         group = Group(name="Bench", profile=Profile(name="Bench", sip_host="sip.example.net",
                                                     provisioning_host="prov.example.net"))
         password = vault.encrypt("bench-sip-password-1234567")
@@ -80,7 +81,8 @@ def outbox(env: dict[str, str], vonage: FakeVonage) -> float:
     before = len(vonage.accepted)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "flask", "worker", "--once", "--threads", str(THREADS)],
-                   cwd=ROOT, env={**os.environ, **env, "FLASK_APP": "app"}, check=True, stdout=subprocess.DEVNULL)
+                   cwd=ROOT, env={**os.environ, **env, "FLASK_APP": "app"}, check=True,
+                   stdout=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
     if (sent := len(vonage.accepted) - before) != MESSAGES:
         raise RuntimeError(f"the worker sent {sent} of {MESSAGES} messages")

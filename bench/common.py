@@ -18,7 +18,8 @@ from cryptography.fernet import Fernet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The production settings of docs/operations.md: (2 x cores) + 1 sync workers behind the reverse proxy.
-GUNICORN = ["--workers", str(2 * (os.cpu_count() or 1) + 1), "--worker-class", "sync", "--log-level", "warning"]
+GUNICORN = ["--workers", str(2 * (os.cpu_count() or 1) + 1), "--worker-class", "sync",
+            "--log-level", "warning"]
 
 
 def free_port() -> int:

@@ -15,8 +15,9 @@ BASE_URL = "https://platform.clickatell.com"
 # Clickatell error codes worth another try: 130 maximum MT limit exceeded, 901 internal error.
 TRANSIENT_CODES = frozenset({130, 901})
 # Message status codes of the status callback (001 unknown … 014 maximum MT limit exceeded).
-DELIVERED_CODES = frozenset({4})                          # received by recipient
-FAILED_CODES = frozenset({5, 6, 7, 9, 10, 12, 14})        # error, cancelled, not delivered, routing, expired, credit
+DELIVERED_CODES = frozenset({4})  # received by recipient
+# error, cancelled, not delivered, routing, expired, credit
+FAILED_CODES = frozenset({5, 6, 7, 9, 10, 12, 14})
 DELIVERED_NAMES = frozenset({"received_by_recipient"})
 FAILED_NAMES = frozenset({"error_with_message", "user_cancelled_message_delivery", "error_delivering_message",
                           "routing_error", "message_expired", "out_of_credit", "maximum_mt_limit_exceeded"})
@@ -55,7 +56,8 @@ class ClickatellGateway:
         if not error.get("error"):
             return sms_http.unexpected("Clickatell", response)
         code = error.get("errorCode")
-        transient = code in TRANSIENT_CODES or sms_http.by_http_status(response.status_code) is Outcome.TRANSIENT
+        transient = (code in TRANSIENT_CODES
+                     or sms_http.by_http_status(response.status_code) is Outcome.TRANSIENT)
         description = f" {error['errorDescription']}" if error.get("errorDescription") else ""
         return Result(Outcome.TRANSIENT if transient else Outcome.PERMANENT,
                       detail=f"Clickatell: {error['error']}{description} (error {code})")
@@ -68,8 +70,17 @@ def parse_receipt(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
         value = str(data.get(key) or "").strip()
         if value.isdigit():
             code = int(value)
-            return provider_id, "delivered" if code in DELIVERED_CODES else "failed" if code in FAILED_CODES else None
+            return provider_id, _verdict(code, DELIVERED_CODES, FAILED_CODES)
         if value:
             name = value.lower().replace(" ", "_")
-            return provider_id, "delivered" if name in DELIVERED_NAMES else "failed" if name in FAILED_NAMES else None
+            return provider_id, _verdict(name, DELIVERED_NAMES, FAILED_NAMES)
     return provider_id, None
+
+
+def _verdict(status: int | str, delivered: frozenset, failed: frozenset) -> str | None:
+    """"delivered" or "failed" for a final status, None for one still on its way."""
+    if status in delivered:
+        return "delivered"
+    if status in failed:
+        return "failed"
+    return None

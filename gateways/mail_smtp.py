@@ -67,7 +67,8 @@ class SmtpGateway:
             code, text = next(iter(exc.recipients.values()))
             return Result(_by_code(code), detail=f"Recipient refused: {code} {_decode(text)}")
         except smtplib.SMTPResponseException as exc:
-            return Result(_by_code(exc.smtp_code), detail=f"SMTP error {exc.smtp_code} {_decode(exc.smtp_error)}")
+            return Result(_by_code(exc.smtp_code),
+                          detail=f"SMTP error {exc.smtp_code} {_decode(exc.smtp_error)}")
         except (smtplib.SMTPException, OSError) as exc:
             return Result(Outcome.TRANSIENT, detail=f"SMTP server unreachable: {exc}")
         return Result(Outcome.SENT, provider_id=message_id)

@@ -70,7 +70,10 @@ def json_of(response: requests.Response) -> dict[str, Any]:
 
 
 def unexpected(provider: str, response: requests.Response) -> Result:
-    """An answer that is not the provider's documented JSON: judge by the HTTP status, keep a short excerpt."""
+    """An answer that is not the provider's documented JSON: judge by the HTTP status.
+
+    Keep a short excerpt of the body.
+    """
     excerpt = " ".join(response.text.split())[:200]
     return Result(by_http_status(response.status_code),
                   detail=f"{provider} answered HTTP {response.status_code}: {excerpt or response.reason}")

@@ -49,7 +49,8 @@ class VonageGateway:
         parts = sms_http.json_of(response).get("messages") or []
         if response.status_code != 200 or not parts:
             return sms_http.unexpected("Vonage", response)
-        # A long text comes back as one entry per part: the first part's id is kept, the first refusal decides.
+        # A long text comes back as one entry per part:
+        # the first part's id is kept, the first refusal decides.
         refused = [part for part in parts if str(part.get("status")) != "0"]
         if not refused:
             return Result(Outcome.SENT, provider_id=parts[0].get("message-id"))

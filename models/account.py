@@ -117,9 +117,12 @@ class Account(TimestampMixin, db.Model):
     licence_expires_on: Mapped[date | None]
     licence_device: Mapped[str | None] = mapped_column(String(128))
     # Set with the value (validates below, or the default on a Core insert); the search reads only these.
-    username_folded: Mapped[str] = mapped_column(String(64), default=_folded_default("username"), server_default="")
-    callerid_folded: Mapped[str] = mapped_column(String(20), default=_folded_default("callerid"), server_default="")
-    email_folded: Mapped[str] = mapped_column(String(254), default=_folded_default("email"), server_default="")
+    username_folded: Mapped[str] = mapped_column(String(64), default=_folded_default("username"),
+                                                 server_default="")
+    callerid_folded: Mapped[str] = mapped_column(String(20), default=_folded_default("callerid"),
+                                                 server_default="")
+    email_folded: Mapped[str] = mapped_column(String(254), default=_folded_default("email"),
+                                              server_default="")
 
     group: Mapped["Group"] = relationship(back_populates="accounts")  # noqa: F821
     profile: Mapped["Profile | None"] = relationship()  # noqa: F821
@@ -138,7 +141,9 @@ class Account(TimestampMixin, db.Model):
     devices: Mapped[list["Device"]] = relationship(  # noqa: F821
         back_populates="account", cascade="all, delete-orphan", passive_deletes=True
     )
-    messages: Mapped[list["Message"]] = relationship(back_populates="account", passive_deletes=True)  # noqa: F821
+    messages: Mapped[list["Message"]] = relationship(  # noqa: F821
+        back_populates="account", passive_deletes=True
+    )
     terms: Mapped[list["AccountTerm"]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
 
     @validates(*FOLDED_FIELDS)

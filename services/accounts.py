@@ -195,7 +195,9 @@ def clear_licence(account: Account, *, actor: StaffUser) -> None:
     db.session.commit()
 
 
-def status_moves(account: Account, status: Status, *, channel: str | None = None, resend: bool = False) -> bool:
+def status_moves(
+    account: Account, status: Status, *, channel: str | None = None, resend: bool = False
+) -> bool:
     """True when the lifecycle may go to `status`: forward, or back to a "sent" state on resend."""
     if status.rank < account.status.rank and not resend:
         return False

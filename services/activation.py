@@ -112,7 +112,8 @@ def _consume(connection, link, delivery: Delivery) -> None:
     if moved:
         changes.update(moved.account_columns)
     # The version moves only if it is still the one in the link: of concurrent taps, one wins.
-    if not connection.execute(_CLAIM, {"b_id": link.id, "b_version": link.message_version, **changes}).rowcount:
+    claim = {"b_id": link.id, "b_version": link.message_version, **changes}
+    if not connection.execute(_CLAIM, claim).rowcount:
         connection.rollback()
         raise links.LinkGone("reused")
     connection.execute(_USED, {"b_message_id": link.message_id, "link_used_at": now})
@@ -133,10 +134,13 @@ def _consume(connection, link, delivery: Delivery) -> None:
 
 # Built once: composing a statement costs more than running it. An UPDATE sets the columns each
 # call passes; the b_* parameters are the WHERE's.
-_CLAIM = update(Account).where(Account.id == bindparam("b_id"), Account.link_version == bindparam("b_version"))
+_CLAIM = update(Account).where(Account.id == bindparam("b_id"),
+                               Account.link_version == bindparam("b_version"))
 _USED = update(Message).where(Message.id == bindparam("b_message_id"))
 _REVOKE = update(Device).where(Device.account_id == bindparam("b_account_id"), Device.revoked_at.is_(None))
-_INSERT_DEVICE, _INSERT_STATUS_EVENT, _INSERT_AUDIT_EVENT = insert(Device), insert(StatusEvent), insert(AuditEvent)
+_INSERT_DEVICE = insert(Device)
+_INSERT_STATUS_EVENT = insert(StatusEvent)
+_INSERT_AUDIT_EVENT = insert(AuditEvent)
 
 
 def refuse(account_id: int | None, reason: str, *, ip: str | None) -> None:
@@ -193,7 +197,8 @@ def document(account: Account, profile: Profile | None, settings: dict, credenti
         },
         "client_api": {"base_url": f"{base}/api/client/v1", "credential": credential},
         "licence": {"state": account.licence_state.value,
-                    "expires_on": account.licence_expires_on.isoformat() if account.licence_expires_on else None},
+                    "expires_on": (account.licence_expires_on.isoformat()
+                                   if account.licence_expires_on else None)},
         "profile": {"name": profile.name if profile else None, "options": profile.options if profile else {}},
         "refetch": {"interval_hours": profile.refetch_hours if profile else 24,
                     "url": f"{base}/api/client/v1/config"},

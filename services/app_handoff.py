@@ -37,7 +37,8 @@ def check_mime_type(value: object, *, field: str = "activation_mime_type") -> st
     mime = str(value or "").strip().lower()
     if not _MIME_TYPE.fullmatch(mime):
         raise Invalid("Browsers render or sniff this type; use one of the app's own, application/x-… or "
-                      "application/vnd.…, with no parameters (e.g. application/x-provisio-activation).", field=field)
+                      "application/vnd.…, with no parameters (e.g. application/x-provisio-activation).",
+                      field=field)
     if word := next((word for word in _RENDERED_WORDS if word in mime), None):
         raise Invalid(f"Browsers render or sniff {word.upper()} types; use one of the app's own "
                       "(e.g. application/x-provisio-activation).", field=field)

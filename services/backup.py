@@ -65,8 +65,8 @@ def restore(source: Path, *, replace: bool) -> int:
     else:
         _check_postgresql(source)
         # One transaction: a restore that fails half-way leaves the database as it was.
-        _run(url, "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
-             str(source))
+        _run(url, "pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
+             "--exit-on-error", str(source))
     upgrade()  # a backup of an older release gets today's schema
     cancelled = db.session.execute(update(Account).values(link_version=Account.link_version + 1)).rowcount
     audit.record("cli", "database.restore", backup=source.name, links_cancelled=cancelled)
@@ -84,7 +84,8 @@ def last_restore() -> datetime | None:
 
 def _holds_data() -> bool:
     try:
-        return any(db.session.scalar(select(func.count()).select_from(model)) for model in (Account, StaffUser))
+        return any(db.session.scalar(select(func.count()).select_from(model))
+                   for model in (Account, StaffUser))
     except SQLAlchemyError:  # no schema yet: nothing to lose
         db.session.rollback()
         return False
@@ -124,5 +125,6 @@ def _run(url, program: str, *args: str) -> None:
             env["PGPASSWORD"] = url.password
     done = subprocess.run([program, *args], capture_output=True, text=True, env=env)
     if done.returncode:
-        last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
+        stderr = done.stderr.strip()
+        last = stderr.splitlines()[-1] if stderr else f"exit status {done.returncode}"
         raise Invalid(f"{program} failed: {last}")

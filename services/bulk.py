@@ -99,7 +99,9 @@ def run(job: Job) -> dict[str, Any]:
     return {"changed": changed, "skipped": dict(skipped.most_common())}
 
 
-def _send(job: Job, actor: StaffUser, ids: list[int], kind: MessageKind, channel: Channel) -> tuple[int, Counter]:
+def _send(
+    job: Job, actor: StaffUser, ids: list[int], kind: MessageKind, channel: Channel
+) -> tuple[int, Counter]:
     sent, reasons, job_id = 0, Counter(), job.id
     visible = set(db.session.scalars(accounts.scoped(select(Account.id).where(Account.id.in_(ids)), actor)))
     for account_id in ids:

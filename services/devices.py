@@ -100,10 +100,13 @@ def upload_key(device: Device, public_key_pem: str) -> PublicKey:
     except (ValueError, TypeError):
         raise ApiError(422, "invalid_key", "public_key must be a PEM-encoded public key.") from None
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    db.session.execute(update(PublicKey).where(PublicKey.account_id == account.id, PublicKey.revoked_at.is_(None))
+    db.session.execute(update(PublicKey)
+                       .where(PublicKey.account_id == account.id, PublicKey.revoked_at.is_(None))
                        .values(revoked_at=utcnow()))
-    # Store the key as parsed, not as sent: text around the PEM block (NUL bytes included) never reaches peers.
-    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    # Store the key as parsed, not as sent: text around the PEM block (NUL bytes included) never
+    # reaches peers.
+    pem = key.public_bytes(serialization.Encoding.PEM,
+                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     stored = PublicKey(account=account, key_pem=pem.strip(), fingerprint=hashlib.sha256(der).hexdigest())
     db.session.add(stored)
     audit.record("device", "key.upload", account, fingerprint=stored.fingerprint)
@@ -149,8 +152,9 @@ def registered_clients(user: StaffUser, interval_seconds: int) -> list[Client]:
         query = (select(Device).join(Account).options(contains_eager(Device.account))
                  .where(Device.heard_since(online_since(interval_seconds)))
                  .order_by(Account.username, Device.last_seen.desc()))
+        devices = db.session.scalars(accounts.scoped(query, user))
         return [Client(device.account, device.platform.label, device.app_version, device.ip,
-                       last_seen=device.last_seen) for device in db.session.scalars(accounts.scoped(query, user))]
+                       last_seen=device.last_seen) for device in devices]
     by_username: dict[str, list[registrar.Registration]] = {}
     for registration in registrar.registered():
         by_username.setdefault(registration.username, []).append(registration)

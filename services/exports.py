@@ -33,12 +33,14 @@ def _lines(query: Select) -> Iterator[str]:
     after = 0
     while True:  # keyset chunks: memory stays flat at 100,000 accounts
         chunk = (query.where(Account.id > after).order_by(Account.id).limit(CHUNK)
-                 .options(selectinload(Account.rules), selectinload(Account.group), selectinload(Account.profile)))
+                 .options(selectinload(Account.rules), selectinload(Account.group),
+                          selectinload(Account.profile)))
         rows = list(db.session.scalars(chunk))
         if not rows:
             return
         for account in rows:
-            yield _line([_neutral(name, value) for name, value in zip(COLUMN_NAMES, _values(account), strict=True)])
+            pairs = zip(COLUMN_NAMES, _values(account), strict=True)
+            yield _line([_neutral(name, value) for name, value in pairs])
         after = rows[-1].id
         for account in rows:  # only what this chunk loaded: the staff user stays in the session
             for rule in account.rules:
@@ -56,7 +58,8 @@ def _values(account: Account) -> list[str]:
         "account_type": account.account_type.value, "secondary_callerid": account.secondary_callerid or "",
         "security_model": account.security_model or "",
         "obfuscation": "" if account.is_snom else _yes(account.obfuscation),
-        "obfuscation_key": account.obfuscation_key, "keepalive": "" if account.is_snom else _yes(account.keepalive),
+        "obfuscation_key": account.obfuscation_key,
+        "keepalive": "" if account.is_snom else _yes(account.keepalive),
         "mac_address": account.mac_address or "", "deny": ";".join(account.rules_of(RuleKind.DENY)),
         "permit": ";".join(account.rules_of(RuleKind.PERMIT)),
         "licence_expires_on": account.licence_expires_on.isoformat() if account.licence_expires_on else "",

@@ -69,7 +69,8 @@ def backlog() -> int:
 
 def oldest_queued_age() -> float | None:
     """Seconds since the oldest waiting message was queued; None when none waits."""
-    oldest = db.session.scalar(select(func.min(Message.created_at)).where(Message.status == MessageStatus.QUEUED))
+    oldest = db.session.scalar(select(func.min(Message.created_at))
+                               .where(Message.status == MessageStatus.QUEUED))
     return (utcnow() - oldest).total_seconds() if oldest else None
 
 
@@ -88,7 +89,8 @@ def accounts_by_status() -> dict[str, int]:
 
 def jobs_by_state() -> dict[tuple[str, str], tuple[int, int, int]]:
     """(kind, state) -> (jobs, items done, items in all), for the progress of what runs."""
-    rows = db.session.execute(select(Job.kind, Job.state, func.count(Job.id), func.coalesce(func.sum(Job.done), 0),
+    rows = db.session.execute(select(Job.kind, Job.state, func.count(Job.id),
+                                     func.coalesce(func.sum(Job.done), 0),
                                      func.coalesce(func.sum(Job.total), 0)).group_by(Job.kind, Job.state))
     return {(kind, state.value): (count, done, total) for kind, state, count, done, total in rows}
 

@@ -85,14 +85,17 @@ def run_next(handlers: Mapping[str, Handler]) -> bool:
         _finish(job_id, JobState.FAILED, error=exc.message)
     except Exception:
         log.exception("job %s (%s) failed", job_id, job.kind)
-        _finish(job_id, JobState.FAILED, error="The job stopped on an unexpected error; nothing of it was kept "
-                                               "where it runs in one transaction. Try again or ask an administrator.")
+        _finish(job_id, JobState.FAILED,
+                error="The job stopped on an unexpected error; nothing of it was kept "
+                      "where it runs in one transaction. Try again or ask an administrator.")
     else:
         _finish(job_id, JobState.DONE, result=result)
     return True
 
 
-def _finish(job_id: int, state: JobState, *, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+def _finish(
+    job_id: int, state: JobState, *, result: dict[str, Any] | None = None, error: str | None = None
+) -> None:
     db.session.rollback()  # whatever the handler left half done is not kept
     job = db.session.get(Job, job_id)
     job.state, job.lease_until, job.error = state, None, error

@@ -33,7 +33,10 @@ def cursor(raw: Cursor) -> int | None:
 
 
 def newest_first(query: Select, id_column: Any, *, before: Cursor, page_size: int) -> tuple[list, int | None]:
-    """One page of `query` below the cursor `before` (checked by `cursor`); return its rows and the next cursor."""
+    """One page of `query` below the cursor `before` (checked by `cursor`).
+
+    Return its rows and the next cursor.
+    """
     query = query.order_by(id_column.desc()).limit(page_size + 1)
     if (below := cursor(before)) is not None:
         query = query.where(id_column < below)

@@ -43,7 +43,8 @@ class LinkGone(ServiceError):
     def __init__(self, reason: str, *, link_hash: str | None = None) -> None:
         super().__init__("This link has expired or was replaced — ask your operator for a new one.")
         self.reason = reason  # for the audit log, never shown
-        self.link_hash = link_hash  # a genuine link's (its signature held), so its refusal can name the account
+        # A genuine link's (its signature held), so its refusal can name the account.
+        self.link_hash = link_hash
 
 
 @dataclass(frozen=True)

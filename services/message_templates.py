@@ -18,11 +18,13 @@ _sandbox = BoundedSandbox()  # bounded work, sizes and output: a saved template 
 
 DEFAULTS: dict[MessageKind, tuple[str, str]] = {
     MessageKind.LINK: ("Your secure phone service",
-                       "Hello {{ owner or 'there' }}, install and activate your secure phone app: {{ link }}"),
+                       "Hello {{ owner or 'there' }}, install and activate your secure phone app: "
+                       "{{ link }}"),
     MessageKind.INSTALL: ("Install your secure phone app",
                           "Hello {{ owner or 'there' }}, install your secure phone app here: {{ link }}"),
     MessageKind.ACTIVATION: ("Activate your secure phone app",
-                             "Hello {{ owner or 'there' }}, the app is installed? Tap to activate it: {{ link }}"),
+                             "Hello {{ owner or 'there' }}, the app is installed? Tap to activate it: "
+                             "{{ link }}"),
     MessageKind.PROVISIONING: ("Set up your secure phone app",
                                "Hello {{ owner or 'there' }},\n\nopen this link on the device you want to "
                                "use (iPad, tablet or computer) to install and activate the secure phone "
@@ -47,7 +49,8 @@ def render(text: str, context: dict[str, str]) -> str:
     try:
         return _sandbox.render(_compiled(text), context)
     except TemplateError as exc:
-        raise Invalid(f"The template does not work: {(exc.message or str(exc)).rstrip('.')}.", field="body") from None
+        reason = (exc.message or str(exc)).rstrip(".")
+        raise Invalid(f"The template does not work: {reason}.", field="body") from None
     except RecursionError:
         raise Invalid("The template does not work: it nests or recurses too deeply.", field="body") from None
     except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:

@@ -58,8 +58,8 @@ def for_account(account: Account, limit: int = 50) -> list[Message]:
     ))
 
 
-def search(user: StaffUser, *, status: MessageStatus | None = None, gateway: str = "", kind: MessageKind | None = None,
-           day: date | None = None, before: keyset.Cursor = None,
+def search(user: StaffUser, *, status: MessageStatus | None = None, gateway: str = "",
+           kind: MessageKind | None = None, day: date | None = None, before: keyset.Cursor = None,
            page_size: int = 50) -> tuple[list[Message], int | None]:
     """Return one newest-first page of the messages the user may see, filtered."""
     query = select(Message).outerjoin(Account)
@@ -105,7 +105,8 @@ def claim(*, now=None) -> Message | None:
     if message_id is None:
         return None
     # One query for what delivery reads: the message, its account and the account's group.
-    return db.session.get(Message, message_id, options=[joinedload(Message.account).joinedload(Account.group)])
+    return db.session.get(Message, message_id,
+                          options=[joinedload(Message.account).joinedload(Account.group)])
 
 
 def deliver(message: Message) -> Result:
@@ -116,7 +117,8 @@ def deliver(message: Message) -> Result:
         return _record(message, Result(Outcome.PERMANENT, detail=reason))
     if message.attempts > current_app.config["OUTBOX_MAX_ATTEMPTS"]:  # its workers died mid-send each time
         return _record(message, Result(Outcome.PERMANENT, detail=(
-            f"Gave up after {message.attempts - 1} attempts: the worker stopped before recording the last one.")))
+            f"Gave up after {message.attempts - 1} attempts: "
+            "the worker stopped before recording the last one.")))
     try:
         config = settings.for_gateways()
         outgoing = render(message, account, config)
@@ -182,7 +184,8 @@ def send_test(channel: Channel, recipient: str, *, actor: StaffUser) -> Result:
 
 def record_receipt(gateway: str, provider_id: str, status: str) -> bool:
     """Apply a provider's delivery receipt: sent → delivered or failed. Unknown ids change nothing."""
-    message = db.session.scalar(select(Message).where(Message.gateway == gateway, Message.provider_id == provider_id))
+    message = db.session.scalar(select(Message).where(Message.gateway == gateway,
+                                                      Message.provider_id == provider_id))
     if message is None or message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
         return False
     message.status = MessageStatus.DELIVERED if status == "delivered" else MessageStatus.FAILED
@@ -197,7 +200,9 @@ def _record(message: Message, result: Result) -> Result:
     message.lease_until = None
     message.last_error = result.detail or None
     if result.outcome is Outcome.SENT:
-        message.status, message.sent_at, message.provider_id = MessageStatus.SENT, utcnow(), result.provider_id
+        message.status = MessageStatus.SENT
+        message.sent_at = utcnow()
+        message.provider_id = result.provider_id
         account = message.account
         if account is not None and account.link_version == message.link_version:
             accounts.set_status(account, message.kind.sent_status, actor=f"gateway {message.gateway}",
@@ -219,7 +224,8 @@ def _recipient(account: Account, channel: Channel) -> str:
             raise Invalid(f"{account.username} has no e-mail address: add one, or send an SMS.")
         return account.email
     if not account.callerid.startswith("+"):
-        raise Invalid(f"{account.callerid} is not an international mobile number: SMS needs +<country><number>.")
+        raise Invalid(f"{account.callerid} is not an international mobile number: "
+                      "SMS needs +<country><number>.")
     return account.callerid
 
 
@@ -230,7 +236,8 @@ def _check_rate(account: Account) -> None:
     write lock (BEGIN IMMEDIATE, see extensions.py)."""
     config = current_app.config
     db.session.execute(update(Account).where(Account.id == account.id)
-                       .values(link_version=Account.link_version).execution_options(synchronize_session=False))
+                       .values(link_version=Account.link_version)
+                       .execution_options(synchronize_session=False))
     db.session.refresh(account, ["link_version"])  # a send that held the lock before may have moved it
     since = utcnow() - timedelta(minutes=config["SEND_RATE_MINUTES"])
     recent = db.session.scalar(

@@ -1,4 +1,7 @@
-"""Delivery receipts from Vonage and Clickatell: a secret callback URL per gateway, then sent → delivered/failed."""
+"""Delivery receipts from Vonage and Clickatell.
+
+A secret callback URL per gateway, then sent → delivered/failed.
+"""
 
 import hashlib
 import hmac
@@ -19,7 +22,8 @@ def _token(gateway: str, key: str | None = None) -> str:
 
 
 def _known(gateway: str, token: str) -> bool:
-    """Whether the token is the gateway's secret under SECRET_KEY or a retired key still in SECRET_KEY_FALLBACKS."""
+    """Whether the token is the gateway's secret under SECRET_KEY or a retired key still in
+    SECRET_KEY_FALLBACKS."""
     keys = [current_app.config["SECRET_KEY"], *(current_app.config.get("SECRET_KEY_FALLBACKS") or ())]
     # Compare with every key, so the time taken does not tell which one matched.
     return sum(hmac.compare_digest(token, _token(gateway, key)) for key in keys) > 0

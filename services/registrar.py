@@ -260,7 +260,10 @@ def _engine(setting: str) -> Engine:
 
 
 def _address(uri: str) -> str:
-    """host:port of a SIP URI as usrloc stores it: `sip:user@10.0.0.1:5060;transport=tcp` → 10.0.0.1:5060."""
+    """host:port of a SIP URI as usrloc stores it.
+
+    `sip:user@10.0.0.1:5060;transport=tcp` → 10.0.0.1:5060.
+    """
     return uri.split(":", 1)[-1].split("@")[-1].split(";")[0]
 
 

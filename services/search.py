@@ -168,10 +168,14 @@ class _Translator:
         return or_(*(self._clause(child, field) for child in node.children))
 
     def _UnknownOperation(self, node, field):
-        """Terms side by side: `+` ones must match, `-` ones must not, the others are OR'd (Lucene's default)."""
+        """Terms side by side: `+` ones must match, `-` ones must not.
+
+        The others are OR'd (Lucene's default).
+        """
         required = [self.visit(c.a, field) for c in node.children if isinstance(c, tree.Plus)]
         # `a NOT b` means `a -b` in Lucene: NOT prohibits, it is no optional clause.
-        prohibited = [self.visit(c.a, field) for c in node.children if isinstance(c, tree.Prohibit | tree.Not)]
+        prohibited = [self.visit(c.a, field) for c in node.children
+                      if isinstance(c, tree.Prohibit | tree.Not)]
         optional = [self.visit(c, field) for c in node.children
                     if not isinstance(c, tree.Plus | tree.Prohibit | tree.Not)]
         parts = [*required, *(not_(p) for p in prohibited)]
@@ -327,7 +331,10 @@ def _in(account_ids: Select | None) -> ColumnElement[bool]:
 # -- patterns -------------------------------------------------------------------------------------
 
 def _pattern(text: str, *, wildcards: bool) -> list:
-    """Split Lucene text into literal strings and wildcard tokens; a backslash makes the next character plain."""
+    """Split Lucene text into literal strings and wildcard tokens.
+
+    A backslash makes the next character plain.
+    """
     parts: list = []
     chars = iter(text)
     for char in chars:
@@ -426,7 +433,8 @@ def _date_bound(text: str, *, end: bool) -> datetime:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         return moment + timedelta(microseconds=1) if end else moment
     except (ValueError, OverflowError):
-        raise QueryError(f"'{text}' is not a date this search can use: write 2026-11-23 or 2026-11-23T14:30.") from None
+        raise QueryError(f"'{text}' is not a date this search can use: "
+                         "write 2026-11-23 or 2026-11-23T14:30.") from None
 
 
 def _date_text(node: tree.Item) -> str:

@@ -143,7 +143,10 @@ def _opened(section: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def checked(changes: dict[str, Any]) -> dict[str, Any]:
-    """Return the changes with each ruled value normalised; raise Invalid (naming the field) for a refused one."""
+    """Return the changes with each ruled value normalised.
+
+    Raise Invalid (naming the field) for a refused one.
+    """
     unknown = set(changes) - set(DEFAULTS)
     if unknown:
         raise KeyError(sorted(unknown)[0])

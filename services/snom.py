@@ -20,7 +20,8 @@ from services.devices import ApiError
 from services.errors import Invalid
 
 # e.g. "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 1.1.5-IS 000413922D24)"
-USER_AGENT = re.compile(r"snom(?P<model>[A-Za-z0-9]+)-SIP\s+(?P<firmware>[\d.]+).*?(?P<mac>[0-9A-Fa-f]{12})\b")
+USER_AGENT = re.compile(r"snom(?P<model>[A-Za-z0-9]+)-SIP\s+(?P<firmware>[\d.]+)"
+                        r".*?(?P<mac>[0-9A-Fa-f]{12})\b")
 MAC = re.compile(r"[0-9A-Fa-f]{12}")
 SECRET_BYTES = 24  # 192 random bits; token_urlsafe makes 32 URL-safe characters of them
 SECRET = re.compile(r"[A-Za-z0-9_-]{32}")
@@ -119,7 +120,8 @@ def _consume(account: Account, fetch: Fetch) -> None:
     serves (a refusal rolls it back), and of two racing fetches one wins."""
     won = db.session.execute(
         update(Account).where(Account.id == account.id, Account.link_version == account.link_version)
-        .values(link_version=Account.link_version + 1), execution_options={"synchronize_session": False}).rowcount
+        .values(link_version=Account.link_version + 1),
+        execution_options={"synchronize_session": False}).rowcount
     if not won:
         db.session.rollback()
         _count_failure(fetch)
@@ -167,7 +169,8 @@ def _bind(account: Account, mac: str, fetch: Fetch) -> None:
         _refuse(account, "mac_in_use", fetch)
     try:
         won = db.session.execute(
-            update(Account).where(Account.id == account.id, Account.mac_address.is_(None)).values(mac_address=mac),
+            update(Account).where(Account.id == account.id, Account.mac_address.is_(None))
+            .values(mac_address=mac),
             execution_options={"synchronize_session": False}).rowcount
     except IntegrityError:  # another account took this MAC since the check above
         _refuse(account, "mac_in_use", fetch)
@@ -182,7 +185,8 @@ def _refuse(account: Account, reason: str, fetch: Fetch) -> NoReturn:
     """Undo the fetch's changes, count it as a failure, audit the refusal, and raise it."""
     db.session.rollback()
     _count_failure(fetch)
-    audit.record(PHONE, "snom.fetch", account, ip=fetch.ip, outcome="refused", reason=reason, **fetch.detail())
+    audit.record(PHONE, "snom.fetch", account, ip=fetch.ip, outcome="refused", reason=reason,
+                 **fetch.detail())
     db.session.commit()
     status, message = REFUSALS[reason]
     raise ApiError(status, reason, message)
@@ -196,8 +200,8 @@ def _count_failure(fetch: Fetch) -> None:
     limit, window = _limits()
 
     def crossing() -> None:
-        audit.record(PHONE, "snom.fetch", ip=fetch.ip, outcome="throttled", limit=limit, window_seconds=window,
-                     **fetch.detail())
+        audit.record(PHONE, "snom.fetch", ip=fetch.ip, outcome="throttled", limit=limit,
+                     window_seconds=window, **fetch.detail())
         db.session.commit()
 
     if throttle.over_limit(_client_key(fetch.ip), limit=limit, window_seconds=window, crossing=crossing):

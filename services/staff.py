@@ -50,7 +50,8 @@ def get(staff_id: int) -> StaffUser:
 
 def find(username: str) -> StaffUser | None:
     """The staff user of this username (any case), or None."""
-    return db.session.scalar(select(StaffUser).where(func.lower(StaffUser.username) == username.strip().lower()))
+    folded = username.strip().lower()
+    return db.session.scalar(select(StaffUser).where(func.lower(StaffUser.username) == folded))
 
 
 def create(
@@ -161,7 +162,8 @@ def open_session(user: StaffUser, *, ip: str | None, user_agent: str | None) -> 
 
 def needs_second_factor(user: StaffUser) -> bool:
     """Whether signing in takes a code: the user set one up, or their role must have one."""
-    return user.totp_secret_encrypted is not None or user.role.value in current_app.config["TOTP_REQUIRED_ROLES"]
+    return (user.totp_secret_encrypted is not None
+            or user.role.value in current_app.config["TOTP_REQUIRED_ROLES"])
 
 
 def new_totp_secret() -> str:
@@ -171,11 +173,13 @@ def new_totp_secret() -> str:
 
 def totp_uri(user: StaffUser, secret: str) -> str:
     """The otpauth:// address an authenticator app reads from the QR code."""
-    return pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=current_app.config["TOTP_ISSUER"])
+    return pyotp.TOTP(secret).provisioning_uri(name=user.username,
+                                               issuer_name=current_app.config["TOTP_ISSUER"])
 
 
 def enable_totp(user: StaffUser, secret: str, code: str, *, ip: str | None) -> None:
-    """At a sign-in, turn on the first authenticator of a user whose role needs one, once it shows a right code."""
+    """At a sign-in, turn on the first authenticator of a user whose role needs one, once it shows
+    a right code."""
     _count_attempt(user.username, ip=ip)
     step = _matching_step(secret, code)
     if step is None:
@@ -196,7 +200,8 @@ def enable_totp(user: StaffUser, secret: str, code: str, *, ip: str | None) -> N
 def replace_totp(
     user: StaffUser, secret: str, *, password: str, old_code: str, code: str, ip: str | None
 ) -> None:
-    """Turn on or replace a signed-in user's authenticator: the password, the old app's code and the new one's.
+    """Turn on or replace a signed-in user's authenticator: the password, the old app's code and
+    the new one's.
 
     A session alone (a browser left open, a stolen cookie) cannot swap the second factor; the
     user's other sessions end, as after a password change.
@@ -351,7 +356,8 @@ def _count_attempt(username: str, *, ip: str | None) -> None:
     if throttle.over_limit(_throttle_key(username), limit=config["LOGIN_MAX_FAILURES"],
                            window_seconds=config["LOGIN_LOCK_MINUTES"] * 60, crossing=crossing):
         raise Throttled(
-            f"Too many failed sign-ins for this username. Try again in {config['LOGIN_LOCK_MINUTES']} minutes."
+            "Too many failed sign-ins for this username. "
+            f"Try again in {config['LOGIN_LOCK_MINUTES']} minutes."
         )
 
 

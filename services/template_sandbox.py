@@ -59,7 +59,10 @@ def _spend(steps: int = 1) -> None:
 
 
 def measure(value: Any, limit: int = MAX_TEXT) -> int:
-    """About how many characters `value` becomes as text; raise TooMuchWork past `limit` without building it."""
+    """About how many characters `value` becomes as text.
+
+    Raise TooMuchWork past `limit` without building it.
+    """
     size, stack = 0, [value]
     while stack:
         item = stack.pop()
@@ -175,10 +178,10 @@ def _sized(function: Callable) -> Callable:
     return run
 
 
-_SCALAR_FILTERS = ("abs", "capitalize", "default", "d", "e", "escape", "float", "forceescape", "int", "length",
-                   "count", "lower", "round", "safe", "string", "striptags", "title", "trim", "truncate",
-                   "upper", "urlencode", "wordcount", "first", "last", "list", "max", "min", "reverse", "sort",
-                   "unique")
+_SCALAR_FILTERS = ("abs", "capitalize", "default", "d", "e", "escape", "float", "forceescape", "int",
+                   "length", "count", "lower", "round", "safe", "string", "striptags", "title", "trim",
+                   "truncate", "upper", "urlencode", "wordcount", "first", "last", "list", "max", "min",
+                   "reverse", "sort", "unique")
 FILTERS: dict[str, Callable] = {name: _sized(filters.FILTERS[name]) for name in _SCALAR_FILTERS}
 FILTERS |= {"join": _join, "replace": _replace, "_loop_items": _loop_items}
 
@@ -244,7 +247,8 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
         measure(result)
         return result
 
-    def call(__self, __context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
+    # The first parameters are named as in Jinja's own signature.
+    def call(__self, __context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         """Call a macro, a loop, one of the few globals or a harmless str/dict method; nothing else."""
         _spend()
         if not _callable(__obj):

@@ -862,7 +862,8 @@ def test_list_shows_every_column_of_an_account(csr, make_account):
     make_account(username="listed", owner="Bruno Keller", callerid="+41791230077")
     html = csr.get("/accounts").get_data(as_text=True)
     # After the selection checkbox a CSR has for bulk actions:
-    row = re.search(r"<tr>\s*<td><input [^>]*value=\"\d+\"[^>]*></td>\s*<td><a[^>]*>listed</a></td>(.*?)</tr>",
+    row = re.search(r"<tr>\s*<td><input [^>]*value=\"\d+\"[^>]*></td>\s*"
+                    r"<td><a[^>]*>listed</a></td>(.*?)</tr>",
                     html, re.S).group(1)
     cells = [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
     assert cells[:6] == ["Bruno Keller", "+41791230077", "PGSM", "Group A", "Yes", "Created"]

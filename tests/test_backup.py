@@ -58,10 +58,10 @@ def cli(app, *args):
 def make_wizard_account(app, n: int) -> int:
     with app.app_context():
         data = {"account_type": "pgsm", "username": f"5550{n:04d}", "callerid": f"+4179555{n:04d}",
-                "owner": "Anna", "email": f"anna{n}@example.com", "description": "", "security_model": "end-to-end",
-                "obfuscation": True, "obfuscation_key": "9", "keepalive": False, "mac_address": None,
-                "group_id": db.session.scalar(select(Group.id)), "profile_id": None, "secondary_callerid": None,
-                "licence_expires_on": None}
+                "owner": "Anna", "email": f"anna{n}@example.com", "description": "",
+                "security_model": "end-to-end", "obfuscation": True, "obfuscation_key": "9",
+                "keepalive": False, "mac_address": None, "group_id": db.session.scalar(select(Group.id)),
+                "profile_id": None, "secondary_callerid": None, "licence_expires_on": None}
         return accounts.create(data, wizard=True, actor=staff.find("alice")).id
 
 

@@ -74,7 +74,8 @@ def test_send_to_every_account_of_a_search_queues_one_message_each_and_reports_s
 
     page = review(csr, "send-link-email", scope="all", q="owner:\"bulk person\"")
     assert "Send the secure link by e-mail — 4 accounts" in visible(page)
-    progress_url = confirm(csr, "send-link-email", 4, scope="all", q="owner:\"bulk person\"").headers["Location"]
+    confirmed = confirm(csr, "send-link-email", 4, scope="all", q="owner:\"bulk person\"")
+    progress_url = confirmed.headers["Location"]
     run_worker(app)  # runs the job, then delivers what it queued
 
     with app.app_context():
@@ -172,8 +173,11 @@ def test_a_double_clicked_confirmation_starts_one_job(app, csr, make_account):
     assert audit_actions(app).count("bulk.disable") == 1
 
 
-def test_equal_skip_reasons_count_together_and_deleted_accounts_are_skipped(app, csr, mail_settings, make_account):
-    ids = [make_account(email=f"ok{n}@example.com") for n in range(2)] + [make_account(email="") for _ in range(3)]
+def test_equal_skip_reasons_count_together_and_deleted_accounts_are_skipped(
+    app, csr, mail_settings, make_account
+):
+    ids = ([make_account(email=f"ok{n}@example.com") for n in range(2)]
+           + [make_account(email="") for _ in range(3)])
     location = confirm(csr, "send-activation-email", 5, ids=ids).headers["Location"]
     with app.app_context():
         db.session.delete(db.session.get(Account, ids[0]))  # deleted before the worker gets to it

@@ -56,7 +56,8 @@ def activate(app, account_id: int, *, ip: str = "198.51.100.20") -> Device_:
 
 def public_key_pem() -> str:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def fingerprint_of(pem: str) -> str:
@@ -94,7 +95,8 @@ def test_licence_is_valid_with_its_expiry_and_the_first_call_binds_it(app, make_
     assert response.get_json() == {"valid": True, "expires_on": "2030-01-31"}
     with app.app_context():
         account = db.session.get(Account, account_id)
-        bound = db.session.scalar(select(Device).where(Device.account_id == account_id, Device.revoked_at.is_(None)))
+        bound = db.session.scalar(select(Device).where(Device.account_id == account_id,
+                                                       Device.revoked_at.is_(None)))
         assert account.licence_state is LicenceState.VALID
         assert account.licence_device == str(bound.id)
     assert device.call("POST", "/licence").status_code == 200  # the same device again
@@ -193,7 +195,9 @@ def test_a_disabled_account_is_refused_on_every_endpoint(app, make_account, csr,
 @pytest.mark.parametrize(("method", "path", "kwargs"), ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
 @pytest.mark.parametrize("authorization", [None, "Bearer ", "Bearer wrong-credential", "Basic dXNlcjpwYXNz",
                                            "revoked"])
-def test_a_wrong_missing_or_revoked_credential_gets_401(app, make_account, method, path, kwargs, authorization):
+def test_a_wrong_missing_or_revoked_credential_gets_401(
+    app, make_account, method, path, kwargs, authorization
+):
     account_id = make_account()
     device = activate(app, account_id)
     if authorization == "revoked":
@@ -244,7 +248,8 @@ def test_heartbeat_without_a_body_keeps_the_app_version(app, make_account):
     device = activate(app, account_id)
     assert device.call("POST", "/heartbeat").status_code == 200
     with app.app_context():
-        assert db.session.scalar(select(Device.app_version).where(Device.account_id == account_id)) == APP_VERSION
+        stored = db.session.scalar(select(Device.app_version).where(Device.account_id == account_id))
+        assert stored == APP_VERSION
 
 
 @pytest.mark.parametrize(("seconds_ago", "listed"), [(2 * 60 - 10, True), (2 * 60 + 10, False)])
@@ -306,7 +311,8 @@ def test_config_answers_304_for_its_etag_and_a_new_etag_after_password_rotation(
     assert rotated.status_code == 200
     assert rotated.headers["ETag"] != etag
     assert rotated.get_json()["account"]["password"] == new_password
-    assert device.call("GET", "/config", headers={"If-None-Match": rotated.headers["ETag"]}).status_code == 304
+    unchanged = device.call("GET", "/config", headers={"If-None-Match": rotated.headers["ETag"]})
+    assert unchanged.status_code == 304
 
 
 # --- public keys ------------------------------------------------------------------------------
@@ -541,7 +547,8 @@ def test_phone_of_reads_model_firmware_and_mac():
 
 
 def test_snom_settings_by_secret_are_refused_to_a_browser_or_another_phone(app, make_account):
-    path = settings_path(app, make_account(account_type="snom", mac_address="000413922D24", security_model=None))
+    account_id = make_account(account_type="snom", mac_address="000413922D24", security_model=None)
+    path = settings_path(app, account_id)
     phone_ua = "Mozilla/4.0 (compatible; snomD785-SIP 10.1.33.33 1.1.5-IS {})"
     client = app.test_client()
     browser = client.get(path, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"})

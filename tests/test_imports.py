@@ -20,7 +20,8 @@ from tests.webtools import detached, flashes, page_text, primed, run_worker
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT_DIR, "static", "samples", "accounts-sample.csv")
-ERROR_ROW = re.compile(r'<tr><td class="mono">(\d+)</td><td class="mono">([^<]*)</td><td>(.*?)</td></tr>', re.S)
+ERROR_ROW = re.compile(r'<tr><td class="mono">(\d+)</td><td class="mono">([^<]*)</td><td>(.*?)</td></tr>',
+                       re.S)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -199,7 +200,8 @@ def test_every_documented_column_is_in_the_docs_and_the_sample():
 
 
 BAD_HEADER = ("callerid", "owner", "email", "password", "account_type", "security_model", "obfuscation",
-              "obfuscation_key", "mac_address", "deny", "group", "profile", "licence_expires_on", "secondary_callerid")
+              "obfuscation_key", "mac_address", "deny", "group", "profile", "licence_expires_on",
+              "secondary_callerid")
 BAD_ROWS = [  # the row's cells by column, the column the error names, and words of its message
     ({"callerid": "", "owner": "No Number"}, "callerid", "Every account needs its virtual phone number."),
     ({"callerid": "0791234567"}, "callerid", "leading +"),
@@ -211,7 +213,8 @@ BAD_ROWS = [  # the row's cells by column, the column the error names, and words
     ({"obfuscation": "maybe"}, "obfuscation", "Write yes or no."),
     ({"account_type": "snom", "mac_address": "not-a-mac"}, "mac_address", "12 hexadecimal digits"),
     ({"account_type": "snom", "deny": "10.0.0.1"}, "deny", "<ip address>/<netmask>"),
-    ({"account_type": "snom", "security_model": "end-to-end"}, "security_model", "SNOM phones have no security model"),
+    ({"account_type": "snom", "security_model": "end-to-end"}, "security_model",
+     "SNOM phones have no security model"),
     ({"mac_address": "000413922D25"}, "mac_address", "PGSM accounts have no MAC address"),
     ({"profile": "Nope"}, "profile", "Unknown provisioning profile “Nope”."),
     ({"licence_expires_on": "31.12.2027"}, "licence_expires_on", "YYYY-MM-DD"),
@@ -304,7 +307,8 @@ def test_usernames_are_held_to_the_forms_rules_and_compared_in_any_case(app, adm
 
 
 def test_a_csr_cannot_import_into_a_group_they_do_not_serve(app, csr, group, other_group):
-    content = csv_file("callerid,group", "+41791230001,Group B", "+41791230002,No Such Group", "+41791230003,group a")
+    content = csv_file("callerid,group", "+41791230001,Group B", "+41791230002,No Such Group",
+                       "+41791230003,group a")
     job_id, page = checked(app, csr, content, group)
 
     # Another group's name reads exactly like a group that does not exist.
@@ -359,7 +363,8 @@ def junk_text() -> bytes:
     (csv_file("callerid,,owner", "+41791230001,,a"), "Column 2 of the header has no name"),
     (csv_file("callerid,owner"), "The file has a header but no rows."),
     (b"", "The file is empty."),
-    ("callerid,owner\n+41791230001,Müller\n".encode("latin-1"), "not UTF-8 text (line 2 holds the byte 0xFC)"),
+    ("callerid,owner\n+41791230001,Müller\n".encode("latin-1"),
+     "not UTF-8 text (line 2 holds the byte 0xFC)"),
     ("callerid\n+41791230001\n".encode("utf-16"), "UTF-16"),
     (b"PK\x03\x04" + bytes(200), "Excel workbook"),
     (b"callerid,owner\n+41791230001,a\x00b\n", "binary data"),
@@ -498,7 +503,9 @@ def test_an_import_whose_staff_user_was_deactivated_writes_nothing(app, admin, a
 # --- sending afterwards --------------------------------------------------------------------------
 
 
-def test_the_send_option_queues_a_message_to_every_account_that_can_receive_it(app, admin, group, mail_settings):
+def test_the_send_option_queues_a_message_to_every_account_that_can_receive_it(
+    app, admin, group, mail_settings
+):
     content = csv_file("callerid,owner,email", "+41791230001,Anna,anna@example.com",
                        "+41791230002,Bruno,bruno@example.com", "+41791230003,Carla,")
     job_id, _ = checked(app, admin, content, group)
@@ -559,7 +566,8 @@ def test_an_account_deleted_before_its_message_is_queued_is_counted_not_fatal(ap
                   result={"send": "link:email", "file": "accounts.csv"})
         db.session.add(job)
         db.session.commit()
-        result = import_job._send(job, {"account_ids": [kept, kept + 1000]}, dict(job.result))  # the second is gone
+        # The second is gone.
+        result = import_job._send(job, {"account_ids": [kept, kept + 1000]}, dict(job.result))
 
     assert result["sent"] == 1
     assert result["not_sent"]["The account was deleted since the import."]["count"] == 1

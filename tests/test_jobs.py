@@ -53,7 +53,8 @@ def test_worker_runs_a_queued_job_to_done_with_its_result(app, admin_id):
     assert "Handled 1 task (messages and jobs)." in run_worker(app)
 
     job = job_row(app, job_id)
-    assert (job.state, job.done, job.total, job.percent, job.result) == (JobState.DONE, 2, 2, 100, {"created": 2})
+    assert ((job.state, job.done, job.total, job.percent, job.result)
+            == (JobState.DONE, 2, 2, 100, {"created": 2}))
     assert {"North", "South"} <= group_names(app)
     assert (job_id, 1) in seen_progress  # progress was committed while the job ran
 

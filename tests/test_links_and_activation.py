@@ -320,7 +320,8 @@ def test_the_file_carries_the_accounts_own_profile_else_its_groups_else_none(app
     assert mine["refetch"]["interval_hours"] == 6
 
     groups = fetch_document(app, make_account(wizard=True))
-    assert groups["servers"]["sip"] == {"host": "sip.example.net", "port": 5061, "transport": "tls"}  # no port
+    # No port was set: TLS's standard one.
+    assert groups["servers"]["sip"] == {"host": "sip.example.net", "port": 5061, "transport": "tls"}
     assert groups["profile"]["name"] == "Standard"
 
     none = fetch_document(app, make_account(group_id=other_group))  # a plain account, a group without one
@@ -524,7 +525,8 @@ def test_no_raw_token_or_sip_password_is_left_anywhere_after_activation(app, csr
     with app.app_context():
         assert password == accounts.sip_password(db.session.get(Account, account_id))
         message = db.session.scalar(select(Message).where(Message.account_id == account_id))
-        outbox_row = repr({column.name: getattr(message, column.name) for column in Message.__table__.columns})
+        outbox_row = repr({column.name: getattr(message, column.name)
+                           for column in Message.__table__.columns})
 
     dump = database_dump(app)
     assert "accounts:" in dump and "messages:" in dump and "devices:" in dump
@@ -543,7 +545,8 @@ def test_no_raw_token_or_sip_password_is_left_anywhere_after_activation(app, csr
 def test_wizard_account_becomes_enabled_when_activated(app, mail_settings, make_account):
     account_id = make_account(wizard=True)
     assert account_row(app, account_id).enabled is False
-    assert app.test_client().get(f"/m/{fresh_token(app, account_id)}/activation", headers=APP).status_code == 200
+    token = fresh_token(app, account_id)
+    assert app.test_client().get(f"/m/{token}/activation", headers=APP).status_code == 200
     account = account_row(app, account_id)
     assert account.enabled is True and account.status is Status.ACTIVATED
 
@@ -551,7 +554,8 @@ def test_wizard_account_becomes_enabled_when_activated(app, mail_settings, make_
 def test_plain_account_stays_enabled_through_activation(app, mail_settings, make_account):
     account_id = make_account()
     assert account_row(app, account_id).enabled is True
-    assert app.test_client().get(f"/m/{fresh_token(app, account_id)}/activation", headers=APP).status_code == 200
+    token = fresh_token(app, account_id)
+    assert app.test_client().get(f"/m/{token}/activation", headers=APP).status_code == 200
     account = account_row(app, account_id)
     assert account.enabled is True and account.status is Status.ACTIVATED
 
@@ -610,7 +614,9 @@ def test_snom_account_activation_returns_snom_xml_settings(app, mail_settings, m
 
 @pytest.mark.parametrize(("user_agent", "article"), [(IPHONE, "an iPhone"), (ANDROID, "an Android"),
                                                      (WINDOWS, "a Windows PC"), (MAC, "a Mac")])
-def test_the_page_names_the_device_with_the_right_article(app, mail_settings, make_account, user_agent, article):
+def test_the_page_names_the_device_with_the_right_article(
+    app, mail_settings, make_account, user_agent, article
+):
     html = open_page(app.test_client(), fresh_token(app, make_account(wizard=True)), user_agent)
     assert f"This looks like {article.split()[0]} <strong>{article.split()[1]}" in html
 
@@ -643,19 +649,23 @@ def test_a_phone_activates_without_the_computers_question(app, mail_settings, ma
     phone = app.test_client()
     html = open_page(phone, token, IPHONE)
     assert 'name="confirm"' not in html
-    response = phone.post(f"/m/{token}/activate", data={"csrf_token": CSRF.search(html).group(1), "platform": "ios"},
+    response = phone.post(f"/m/{token}/activate",
+                          data={"csrf_token": CSRF.search(html).group(1), "platform": "ios"},
                           headers={"User-Agent": IPHONE})
     assert response.status_code == 200
 
 
 @pytest.mark.parametrize(("method", "path", "code"), [
-    ("GET", "/m/{token}/install", 405), ("GET", "/m/{token}/activation", 400), ("GET", "/m/{token}/nope", 404),
-    ("POST", "/m/{token}/activate", 400), ("GET", "/m/not-a-token", 410)])
-def test_end_user_error_pages_show_nothing_of_the_staff_console(app, mail_settings, make_account, method, path,
-                                                                 code):
+    ("GET", "/m/{token}/install", 405), ("GET", "/m/{token}/activation", 400),
+    ("GET", "/m/{token}/nope", 404), ("POST", "/m/{token}/activate", 400), ("GET", "/m/not-a-token", 410)])
+def test_end_user_error_pages_show_nothing_of_the_staff_console(
+    app, mail_settings, make_account, method, path, code
+):
     token = fresh_token(app, make_account(wizard=True))
     phone = app.test_client()
-    form = {"csrf_token": CSRF.search(open_page(phone, token, WINDOWS)).group(1)} if method == "POST" else None
+    form = None
+    if method == "POST":
+        form = {"csrf_token": CSRF.search(open_page(phone, token, WINDOWS)).group(1)}
     response = phone.open(path.format(token=token), method=method, data=form, headers={"User-Agent": WINDOWS})
 
     assert response.status_code == code

@@ -172,7 +172,8 @@ def test_a_profile_host_stored_with_its_port_is_split_into_host_and_port_and_joi
                                                                    "provisioning_host", "transport",
                                                                    "refetch_hours")),
                         sa.column("options", sa.JSON),
-                        *(sa.column(name, sa.DateTime(timezone=True)) for name in ("created_at", "updated_at")))
+                        *(sa.column(name, sa.DateTime(timezone=True))
+                          for name in ("created_at", "updated_at")))
     now = datetime.now(UTC)
     with scratch_app.app_context():
         upgrade(revision="7c1e5a9b3f20")  # the revision before profiles.sip_port
@@ -184,10 +185,12 @@ def test_a_profile_host_stored_with_its_port_is_split_into_host_and_port_and_joi
 
         upgrade()
         with db.engine.connect() as connection:
-            upgraded = connection.execute(sa.text("SELECT sip_host, sip_port FROM profiles ORDER BY id")).all()
+            upgraded = connection.execute(
+                sa.text("SELECT sip_host, sip_port FROM profiles ORDER BY id")).all()
         downgrade(revision="7c1e5a9b3f20")
         with db.engine.connect() as connection:
-            downgraded = connection.execute(sa.text("SELECT sip_host FROM profiles ORDER BY id")).scalars().all()
+            downgraded = connection.execute(
+                sa.text("SELECT sip_host FROM profiles ORDER BY id")).scalars().all()
         upgrade()
 
     assert [tuple(row) for row in upgraded] == [("sip.example.net", 5070), ("sip.example.org", None)]

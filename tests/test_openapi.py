@@ -25,13 +25,15 @@ def credential(app, make_account) -> str:
     account_id = make_account(licence_expires_on=None)
     token = issue_link(app, account_id)
     http = app.test_client()
-    document = json.loads(http.get(f"/m/{token}/activation", headers={"X-Provisio-Client": "schemathesis"}).data)
+    answer = http.get(f"/m/{token}/activation", headers={"X-Provisio-Client": "schemathesis"})
+    document = json.loads(answer.data)
     return document["client_api"]["credential"]
 
 
 @schema.parametrize()
 # Bounded and reproducible: the same examples on every run, nothing written to .hypothesis/.
-@settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
 def test_client_api_conforms_to_its_openapi_document(case, app, credential):
     case.call_and_validate(
         app=app,

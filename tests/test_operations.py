@@ -24,7 +24,8 @@ METRIC = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+
 def scrape(client, **headers) -> dict[tuple[str, str], float]:
     response = client.get("/metrics", headers=headers)
     assert response.status_code == 200, response.status_code
-    return {(m["name"], m["labels"] or ""): float(m["value"]) for m in METRIC.finditer(response.get_data(as_text=True))}
+    samples = METRIC.finditer(response.get_data(as_text=True))
+    return {(m["name"], m["labels"] or ""): float(m["value"]) for m in samples}
 
 
 class Lines(logging.Handler):
@@ -61,7 +62,8 @@ def test_healthz_answers_without_the_database(tmp_path):
     assert client.get("/healthz").get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 503
-    assert ready.get_json() == {"ready": False, "checks": {"database": {"ok": False, "error": "OperationalError"}}}
+    assert ready.get_json() == {"ready": False,
+                                "checks": {"database": {"ok": False, "error": "OperationalError"}}}
 
 
 def test_readyz_reports_the_worker_and_the_outbox(app, admin_id, make_account, mail_settings):
@@ -77,7 +79,8 @@ def test_readyz_reports_the_worker_and_the_outbox(app, admin_id, make_account, m
                         actor=staff.get(admin_id))
         health.worker_seen("host:1")
     second = client.get("/readyz").get_json()
-    assert second["checks"]["worker"]["ok"] is True and second["checks"]["worker"]["last_seen_seconds_ago"] < 5
+    worker = second["checks"]["worker"]
+    assert worker["ok"] is True and worker["last_seen_seconds_ago"] < 5
     assert second["checks"]["outbox"]["queued"] == 1
     assert 0 <= second["checks"]["outbox"]["oldest_queued_seconds"] < 5
 
@@ -137,8 +140,9 @@ def test_with_a_token_metrics_answer_its_bearer_wherever_it_is(database_url):
     client = app.test_client()
     far = {"REMOTE_ADDR": "203.0.113.7"}
     assert client.get("/metrics", environ_base=far).status_code == 404
-    assert client.get("/metrics", environ_base=far, headers={"Authorization": "Bearer wrong"}).status_code == 404
-    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 404  # loopback too
+    wrong = {"Authorization": "Bearer wrong"}
+    assert client.get("/metrics", environ_base=far, headers=wrong).status_code == 404
+    assert client.get("/metrics", headers=wrong).status_code == 404  # loopback too
     right = client.get("/metrics", environ_base=far,
                        headers={"Authorization": "Bearer scrape-token-0123456789abcdef"})
     assert right.status_code == 200 and b"provisio_outbox_backlog" in right.data
@@ -188,8 +192,8 @@ def test_the_logs_of_a_whole_flow_hold_no_token_password_or_credential(app, csr,
     token = re.search(r"/m/([A-Za-z0-9_.\-]+)", mail_settings.inbox.messages[0].get_content()).group(1)
     phone = app.test_client()
     phone.get(f"/m/{token}", headers={"User-Agent": IPHONE})
-    document = phone.get(f"/m/{token}/activation", headers={"User-Agent": IPHONE,
-                                                            "X-Provisio-Client": "12.3.1"}).get_json(force=True)
+    document = phone.get(f"/m/{token}/activation",
+                         headers={"User-Agent": IPHONE, "X-Provisio-Client": "12.3.1"}).get_json(force=True)
     credential = document["client_api"]["credential"]
     api = app.test_client()
     assert api.post("/api/client/v1/heartbeat", json={"app_version": "12.3.1"},
@@ -197,8 +201,10 @@ def test_the_logs_of_a_whole_flow_hold_no_token_password_or_credential(app, csr,
     refused = Client(app).login("carl", "not the password")  # logged too, without what was typed
     assert refused.status_code == 200
     with app.app_context():
-        sip_password = accounts.sip_password(db.session.scalar(select(Account).where(Account.username == "55501234")))
-        assert db.session.scalar(select(Account.status).where(Account.username == "55501234")) is Status.CONNECTED
+        account = db.session.scalar(select(Account).where(Account.username == "55501234"))
+        sip_password = accounts.sip_password(account)
+        status = db.session.scalar(select(Account.status).where(Account.username == "55501234"))
+        assert status is Status.CONNECTED
         assert db.session.scalar(select(Message.id)) is not None
 
     # Everything Provisio logged (the test's own SMTP server, aiosmtpd's mail.log, logs the mail it got).

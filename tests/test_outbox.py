@@ -311,14 +311,17 @@ def test_rendered_message_of_every_kind_carries_the_link_but_never_the_sip_passw
         assert db.session.scalar(select(func.count(Message.id))) == 1
 
 
-def test_resend_forms_on_the_account_and_messages_pages_queue_a_new_message(app, csr, mail_settings, make_account):
+def test_resend_forms_on_the_account_and_messages_pages_queue_a_new_message(
+    app, csr, mail_settings, make_account
+):
     account_id = make_account(wizard=True)
     send(csr, account_id)
     [first] = messages(app, account_id)
     action = f"/accounts/{account_id}/messages/{first.id}/resend"
 
     for page in (f"/accounts/{account_id}", "/messages"):
-        form = re.search(rf'<form method="post" action="{action}"[^>]*>(.*?)</form>', page_text(csr.get(page)), re.S)
+        form = re.search(rf'<form method="post" action="{action}"[^>]*>(.*?)</form>',
+                         page_text(csr.get(page)), re.S)
         assert form and "Resend" in form.group(1), page
         key = re.search(r'name="idempotency_key" value="([0-9a-f]{32})"', form.group(1)).group(1)
         assert csr.post(action, {"idempotency_key": key}).status_code == 302

@@ -1,4 +1,5 @@
-"""The reference client (tools/client.py) against a live server: activate, licence, heartbeat, key, rotation."""
+"""The reference client (tools/client.py) against a live server: activate, licence, heartbeat, key,
+rotation."""
 
 import threading
 

@@ -169,8 +169,9 @@ def test_an_unreachable_sip_server_does_not_undo_the_change(sip_app, make_accoun
     assert "not ended" in caplog.text
 
 
-def test_a_sip_server_database_away_loses_no_change_and_the_workers_resync_catches_up(sip_app, make_account,
-                                                                                      admin_id, tmp_path, caplog):
+def test_a_sip_server_database_away_loses_no_change_and_the_workers_resync_catches_up(
+    sip_app, make_account, admin_id, tmp_path, caplog
+):
     account_id = make_account()
     registrar_url = sip_app.config["REGISTRAR_DATABASE_URL"]
     sip_app.config["REGISTRAR_DATABASE_URL"] = f"sqlite:///{tmp_path}/no/such/folder/registrar.db"
@@ -186,7 +187,8 @@ def test_a_sip_server_database_away_loses_no_change_and_the_workers_resync_catch
 
     run_worker(sip_app)  # a worker's start resyncs everything
 
-    assert {row["account_id"]: row["enabled"] for row in rows(sip_app, subscriber)} == {account_id: 0, created: 1}
+    enabled = {row["account_id"]: row["enabled"] for row in rows(sip_app, subscriber)}
+    assert enabled == {account_id: 0, created: 1}
 
 
 def test_the_worker_turns_registered_accounts_connected(sip_app, make_account):

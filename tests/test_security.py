@@ -54,9 +54,9 @@ UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 @pytest.fixture
 def real_ids(app, make_account, group, other_group, admin_id, csr_id) -> dict[str, int | str]:
-    """Values of real objects for every URL parameter: an account, a message it was sent, a bulk job, a CSV import
-    and a live secure link to it, a desk phone's MAC, an empty group and an unused profile (so
-    deletes would succeed), a staff user other than the admin."""
+    """Values of real objects for every URL parameter: an account, a message it was sent, a bulk job,
+    a CSV import and a live secure link to it, a desk phone's MAC, an empty group and an unused
+    profile (so deletes would succeed), a staff user other than the admin."""
     account_id = make_account()
     make_account(account_type="snom", mac_address="000413922D24", security_model=None,
                  obfuscation=False, obfuscation_key="")
@@ -67,7 +67,8 @@ def real_ids(app, make_account, group, other_group, admin_id, csr_id) -> dict[st
         account = db.session.get(Account, account_id)
         message = messaging.queue(account, MessageKind.LINK, Channel.EMAIL, actor=staff.get(admin_id))
         token = links.token_of(message)
-        job = bulk.start(staff.get(admin_id), "enable", [account_id], key="3a1c0000000000000000000000000001", scope={})
+        job = bulk.start(staff.get(admin_id), "enable", [account_id], key="3a1c0000000000000000000000000001",
+                         scope={})
         upload = imports.start(b"callerid,owner\n+41791230998,Walker\n", filename="walk.csv",
                                default_group_id=group, actor=staff.get(admin_id))
         values = {"account_id": account_id, "message_id": message.id, "group_id": other_group,

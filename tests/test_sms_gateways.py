@@ -257,7 +257,8 @@ def test_vonage_throttling_is_transient(vonage_fake):
 
 
 @pytest.mark.parametrize(("receipt", "expected"), [
-    ({"msisdn": "41791234567", "messageId": "0A00", "status": "delivered", "err-code": "0"}, ("0A00", "delivered")),
+    ({"msisdn": "41791234567", "messageId": "0A00", "status": "delivered", "err-code": "0"},
+     ("0A00", "delivered")),
     ({"messageId": "0A00", "status": "failed", "err-code": "1"}, ("0A00", "failed")),
     ({"messageId": "0A00", "status": "expired"}, ("0A00", "failed")),
     ({"messageId": "0A00", "status": "rejected"}, ("0A00", "failed")),

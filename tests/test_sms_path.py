@@ -19,7 +19,8 @@ def configure_vonage(admin, base_url: str):
         "activation_mime_type": "application/x-provisio-activation", "app_uri_scheme": "provisio",
         "applications": "{}", "mail_mode": "smtp", "mail_host": "127.0.0.1", "mail_port": "25",
         "mail_sender": "provisio@example.test", "sms_gateway": "vonage", "sms_vonage_api_key": "key123",
-        "sms_vonage_api_secret": "secret456", "sms_vonage_sender": "Provisio", "sms_vonage_base_url": base_url,
+        "sms_vonage_api_secret": "secret456", "sms_vonage_sender": "Provisio",
+        "sms_vonage_base_url": base_url,
     }
     return admin.post("/admin/settings", form, follow_redirects=True)
 
@@ -48,8 +49,9 @@ def test_link_by_sms_through_vonage_is_sent_then_delivered_by_receipt(app, admin
         assert message.status is MessageStatus.SENT and message.provider_id == sms["message-id"]
         url = receipts.callback_urls("http://x")["vonage"].removeprefix("http://x")
 
-    wrong = app.test_client().post(url.rsplit("/", 1)[0] + "/" + "0" * 32, json={"messageId": sms["message-id"],
-                                                                               "status": "delivered"})
+    wrong_secret_url = url.rsplit("/", 1)[0] + "/" + "0" * 32
+    wrong = app.test_client().post(wrong_secret_url, json={"messageId": sms["message-id"],
+                                                           "status": "delivered"})
     assert wrong.status_code == 404
     ok = app.test_client().post(url, json={"messageId": sms["message-id"], "status": "delivered"})
     assert ok.status_code == 204

@@ -90,7 +90,8 @@ def test_next_sign_in_asks_for_a_code_and_refuses_a_wrong_or_replayed_one(app, a
     replay = browser.post("/auth/two-factor", {"code": used})
     assert "Wrong or already used code" in html.unescape(page_text(replay))
 
-    later = browser.post("/auth/two-factor", {"code": pyotp.TOTP(secret).at((step + 1) * 30)})  # the next step
+    next_code = pyotp.TOTP(secret).at((step + 1) * 30)
+    later = browser.post("/auth/two-factor", {"code": next_code})
     assert later.status_code == 302 and browser.get("/").status_code == 200
 
 
@@ -122,7 +123,8 @@ def test_a_csr_signs_in_with_the_password_alone_until_they_set_up_an_app(app, cs
     secret = KEY.search(page).group(1).replace(" ", "")
     done = browser.post("/auth/two-factor/setup", {"code": code_for(secret), "password": PASSWORD},
                         follow_redirects=True)
-    assert ("success", "Two-factor sign-in is on: from now on you sign in with a code as well.") in flashes(done)
+    assert ("success",
+            "Two-factor sign-in is on: from now on you sign in with a code as well.") in flashes(done)
 
     assert Client(app).login("carl").headers["Location"] == "/auth/two-factor"
 

@@ -90,7 +90,8 @@ def issue_link(app, account_id: int, kind: str = "link") -> str:
 
 
 def wait_for_port(port: int, process, what: str) -> None:
-    """Wait until a server this test started (a subprocess.Popen) listens on 127.0.0.1:port, or fail saying why."""
+    """Wait until a server this test started (a subprocess.Popen) listens on 127.0.0.1:port, or fail
+    saying why."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

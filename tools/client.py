@@ -33,8 +33,8 @@ class Client:
 
     def activate(self, link: str) -> dict:
         """Fetch the activation file directly, as the app does when the link opens it."""
-        response = self.session.get(f"{link.rstrip('/')}/activation", headers={"X-Provisio-Client": APP_VERSION},
-                                    timeout=10)
+        response = self.session.get(f"{link.rstrip('/')}/activation",
+                                    headers={"X-Provisio-Client": APP_VERSION}, timeout=10)
         response.raise_for_status()
         self.activation = response.json()
         return self.activation
@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot activate: {_reason(exc)}", file=sys.stderr)
         return 1
     print(f"activated {document['account']['username']} ({document['account']['virtual_number']})")
-    for step, call in (("licence", client.licence), ("heartbeat", client.heartbeat), ("key", client.upload_key)):
+    calls = (("licence", client.licence), ("heartbeat", client.heartbeat), ("key", client.upload_key))
+    for step, call in calls:
         response = call()
         print(f"{step}: {response.status_code} {json.dumps(response.json())}")
     client.refresh_config()

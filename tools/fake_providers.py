@@ -171,15 +171,18 @@ class FakeAspsms(FakeProvider):
         if failure == "busy":
             return {"StatusCode": "24", "StatusInfo": "Service temporarely not available."}
         if len(originator) > 11 and not re.fullmatch(r"\+?\d{7,16}", originator):
-            return {"StatusCode": "10", "StatusInfo": "Invalid originator. A maximum of 11 characters is allowed "
-                                                      "for alphanumeric originators."}
+            return {"StatusCode": "10",
+                    "StatusInfo": "Invalid originator. A maximum of 11 characters is allowed "
+                                  "for alphanumeric originators."}
         if not body.get("MessageText"):
             return {"StatusCode": "11", "StatusInfo": "Invalid message date. Please verify the data."}
         if not recipients:
-            return {"StatusCode": "20", "StatusInfo": "Missing a recipient. Please specify at least one recipient."}
+            return {"StatusCode": "20",
+                    "StatusInfo": "Missing a recipient. Please specify at least one recipient."}
         if self.credits < len(recipients):
-            return {"StatusCode": "5", "StatusInfo": "Not enough credits available. Please recharge your account "
-                                                     "to proceed."}
+            return {"StatusCode": "5",
+                    "StatusInfo": "Not enough credits available. Please recharge your account "
+                                  "to proceed."}
         self.credits -= len(recipients)
         for number in recipients:
             self.accepted.append({"to": number, "text": body["MessageText"], "originator": originator})
@@ -193,7 +196,9 @@ class FakeOrange(FakeProvider):
     `expire_tokens()` makes every token handed out so far answer 401 "Expired credentials".
     """
 
-    def __init__(self, client_id: str, client_secret: str, sender_address: str, expires_in: int = 3600) -> None:
+    def __init__(
+        self, client_id: str, client_secret: str, sender_address: str, expires_in: int = 3600
+    ) -> None:
         super().__init__()
         self.client_id, self.client_secret, self.sender_address = client_id, client_secret, sender_address
         self.expires_in = expires_in
@@ -216,8 +221,8 @@ class FakeOrange(FakeProvider):
         expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         if request.headers.get("Authorization") != f"Basic {expected}":
             return 401, {"error": "invalid_client",
-                         "error_description": "The requested service needs credentials, but the ones provided "
-                                              "were invalid."}
+                         "error_description": "The requested service needs credentials, "
+                                              "but the ones provided were invalid."}
         if request.form().get("grant_type") != "client_credentials":
             return 400, {"error": "unsupported_grant_type",
                          "error_description": "The authorization grant type is not supported."}
@@ -231,8 +236,8 @@ class FakeOrange(FakeProvider):
         refusal = self._refuse_token(request.headers.get("Authorization", "").removeprefix("Bearer "))
         if refusal is None and failure == "throttle":
             refusal = 429, {"code": 53, "message": "Too many requests",
-                            "description": "The application has made too many calls and has exceeded the rate "
-                                           "limit for this service."}
+                            "description": "The application has made too many calls "
+                                           "and has exceeded the rate limit for this service."}
         outbound = (request.json() or {}).get("outboundSMSMessageRequest") or {}
         refusal = refusal or self._refuse_request(outbound, sender)
         if refusal is not None:
@@ -241,7 +246,8 @@ class FakeOrange(FakeProvider):
         text = outbound["outboundSMSTextMessage"]["message"]
         for address in addresses:
             self.accepted.append({"to": address, "text": text, "sender_name": outbound.get("senderName")})
-        resource = f"{self.base_url}/smsmessaging/v1/outbound/{quote(sender, safe='')}/requests/{secrets.token_hex(16)}"
+        resource = (f"{self.base_url}/smsmessaging/v1/outbound/{quote(sender, safe='')}"
+                    f"/requests/{secrets.token_hex(16)}")
         return 201, {"outboundSMSMessageRequest": {**outbound, "resourceURL": resource}}
 
     def _refuse_token(self, token: str) -> Answer | None:
@@ -257,20 +263,26 @@ class FakeOrange(FakeProvider):
 
     def _refuse_request(self, outbound: dict[str, Any], sender: str) -> Answer | None:
         text = (outbound.get("outboundSMSTextMessage") or {}).get("message")
-        for name, value in (("address", outbound.get("address")), ("senderAddress", outbound.get("senderAddress")),
+        for name, value in (("address", outbound.get("address")),
+                            ("senderAddress", outbound.get("senderAddress")),
                             ("outboundSMSTextMessage", text)):
             if not value:
                 return 400, _service_exception("SVC0002", "Invalid input value for message part %1", name)
         if outbound["senderAddress"] != sender or sender != "tel:" + self.sender_address:
-            return 400, _service_exception("SVC0002", "Invalid input value for message part %1", "senderAddress")
-        addresses = outbound["address"] if isinstance(outbound["address"], list) else [outbound["address"]]
+            return 400, _service_exception("SVC0002", "Invalid input value for message part %1",
+                                           "senderAddress")
+        addresses = outbound["address"]
+        if not isinstance(addresses, list):
+            addresses = [addresses]
         if not all(str(address).startswith("tel:+") and routable(str(address)[5:]) for address in addresses):
-            return 400, _service_exception("SVC0004", "No valid addresses provided in message part %1", "address")
+            return 400, _service_exception("SVC0004", "No valid addresses provided in message part %1",
+                                           "address")
         return None
 
 
 def _service_exception(message_id: str, text: str, variable: str) -> dict[str, Any]:
-    return {"requestError": {"serviceException": {"messageId": message_id, "text": text, "variables": [variable]}}}
+    exception = {"messageId": message_id, "text": text, "variables": [variable]}
+    return {"requestError": {"serviceException": exception}}
 
 
 class FakeClickatell(FakeProvider):
@@ -288,8 +300,8 @@ class FakeClickatell(FakeProvider):
             return NOT_FOUND
         if request.headers.get("Authorization") != self.api_key:
             return 401, _clickatell_error(108, "Invalid or missing integration API Key.",
-                                          "The integration API key is either incorrect or has not been included in "
-                                          "the API call.")
+                                          "The integration API key is either incorrect "
+                                          "or has not been included in the API call.")
         body = request.json()
         if not isinstance(body, dict) or not body.get("content") or not isinstance(body.get("to"), list):
             return 400, _clickatell_error(101, "Invalid or missing parameters.",
@@ -349,5 +361,5 @@ class FakeVonage(FakeProvider):
         message_id = secrets.token_hex(8).upper()
         self.accepted.append({"to": params["to"], "from": params["from"], "text": params["text"],
                               "type": params.get("type", "text"), "message-id": message_id})
-        return {"to": params["to"], "message-id": message_id, "status": "0", "remaining-balance": "9.96670000",
-                "message-price": "0.03330000", "network": "23410"}
+        return {"to": params["to"], "message-id": message_id, "status": "0",
+                "remaining-balance": "9.96670000", "message-price": "0.03330000", "network": "23410"}

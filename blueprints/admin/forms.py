@@ -25,9 +25,11 @@ from models import Role
 from services import app_handoff
 
 _HOST = r"(?=.{1,253}(:|$))([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}"
-HOSTNAME = Regexp(rf"^{_HOST}(:\d{{1,5}})?$", message="A host name such as sip.example.com (optionally :port).")
+HOSTNAME = Regexp(rf"^{_HOST}(:\d{{1,5}})?$",
+                  message="A host name such as sip.example.com (optionally :port).")
 # The SIP server's port has a field of its own: the activation file gives host and port apart.
-SIP_HOST = Regexp(rf"^{_HOST}$", message="A host name such as sip.example.com; its port goes in SIP server port.")
+SIP_HOST = Regexp(rf"^{_HOST}$",
+                  message="A host name such as sip.example.com; its port goes in SIP server port.")
 
 
 # Settings and profile options are small: a deeper or longer value is a mistake or an attack (Python's JSON
@@ -40,7 +42,8 @@ _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 def check_json_size(text: str) -> None:
     """Refuse JSON text longer than MAX_JSON_CHARS or nested deeper than MAX_JSON_DEPTH, before parsing it."""
     if len(text) > MAX_JSON_CHARS:
-        raise ValueError(f"The JSON is {len(text):,} characters long; at most {MAX_JSON_CHARS:,} are allowed.")
+        raise ValueError(f"The JSON is {len(text):,} characters long; "
+                         f"at most {MAX_JSON_CHARS:,} are allowed.")
     depth = deepest = 0
     for char in _JSON_STRING.sub('""', text):  # brackets inside strings are text
         if char in "[{":
@@ -132,11 +135,13 @@ class SettingsForm(FlaskForm):
     fields per platform and model."""
 
     public_base_url = URLField("Public base URL", validators=[DataRequired(), URL(require_tld=False)],
-                               description="Links in messages start with this, e.g. https://activate.example.com.")
+                               description="Links in messages start with this, "
+                                           "e.g. https://activate.example.com.")
     link_max_age_hours = IntegerField("Link lifetime (hours)", validators=[NumberRange(1, 24 * 30)])
     activation_mime_type = StringField("Activation MIME type", validators=[
         DataRequired(), Length(max=200), service_rule(app_handoff.check_mime_type)],
-        description="The app's own type (application/x-… or application/vnd.…), never one a browser renders.")
+        description="The app's own type (application/x-… or application/vnd.…), "
+                    "never one a browser renders.")
     app_uri_scheme = StringField("App URI scheme", validators=[
         DataRequired(), Length(max=64), service_rule(app_handoff.check_uri_scheme)],
         description="The app's own scheme (e.g. provisio), never http, javascript, data, file and the like.")

@@ -148,7 +148,8 @@ def staff_reset_totp(staff_id: int):
     """Forget a staff user's authenticator (a lost phone); they set up a new one at their next sign-in."""
     user = staff.get(staff_id)
     staff.reset_totp(user, actor=current_user)
-    flash(f"Two-factor sign-in of {user.username} reset; they set up a new app at their next sign-in.", "success")
+    flash(f"Two-factor sign-in of {user.username} reset; they set up a new app at their next sign-in.",
+          "success")
     return redirect(url_for(".staff_edit", staff_id=user.id))
 
 

@@ -42,7 +42,8 @@ def by_secret(secret: str, mac: str):
 @bp.route("/first/<token>.xml")
 def first_boot(token: str):
     """Serve a new phone's settings from a secure link and bind its MAC address."""
-    return _xml(snom.first_boot(token, _fetch("first_boot"), max_age_hours=settings.get("link_max_age_hours")))
+    fetch = _fetch("first_boot")
+    return _xml(snom.first_boot(token, fetch, max_age_hours=settings.get("link_max_age_hours")))
 
 
 def _fetch(via: str) -> snom.Fetch:

@@ -29,7 +29,8 @@ class CodeForm(FlaskForm):
 
 
 class AuthenticatorForm(FlaskForm):
-    """Turn on or replace one's authenticator while signed in: the password, the old app's code, the new one's."""
+    """Turn on or replace one's authenticator while signed in: the password, the old app's code,
+    the new one's."""
 
     password = PasswordField("Current password", validators=[DataRequired(), Length(max=256)])
     old_code = StringField("Code from your current authenticator app", validators=[Length(max=12)])

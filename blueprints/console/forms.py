@@ -115,7 +115,8 @@ class FilterForm(FlaskForm):
 SEND_KINDS = [(MessageKind.LINK.value, "Secure link (install and activate)"),
               (MessageKind.INSTALL.value, "Installation message"),
               (MessageKind.ACTIVATION.value, "Activation message"),
-              (MessageKind.PROVISIONING.value, "Provisioning message (e-mail, for iPads and devices without a phone)")]
+              (MessageKind.PROVISIONING.value,
+               "Provisioning message (e-mail, for iPads and devices without a phone)")]
 CHANNELS = [(Channel.SMS.value, "SMS"), (Channel.EMAIL.value, "E-mail")]
 
 
@@ -130,8 +131,10 @@ class SendForm(FlaskForm):
 class BulkForm(FlaskForm):
     """A bulk action over the ticked accounts or the whole search; posted twice: review, then confirm."""
 
-    action = SelectField("Action", choices=[(action, bulk.describe(action)) for action in sorted(bulk.ACTIONS)])
-    scope = RadioField("Apply to", choices=[("selected", "Ticked accounts"), ("all", "Every account of this search")],
+    action = SelectField("Action",
+                         choices=[(action, bulk.describe(action)) for action in sorted(bulk.ACTIONS)])
+    scope = RadioField("Apply to",
+                       choices=[("selected", "Ticked accounts"), ("all", "Every account of this search")],
                        default="selected")
     ids = SelectMultipleField(coerce=int, validate_choice=False)
     q = HiddenField(validators=[Optional(), Length(max=2000)])

@@ -117,7 +117,8 @@ def message_list():
 
 @bp.route("/accounts")
 def account_list():
-    """List accounts newest first, filtered by a Lucene search, group and status, one keyset page at a time."""
+    """List accounts newest first, filtered by a Lucene search, group and status, one keyset page
+    at a time."""
     form = FilterForm(request.args)
     form.group.choices = [(0, "All groups")] + [(g.id, g.name) for g in groups.visible_groups(current_user)]
     form.validate()
@@ -232,7 +233,8 @@ def account_send(account_id: int):
     account = accounts.get_visible(account_id, current_user)
     form = SendForm()
     if form.validate_on_submit():
-        _queue(account, MessageKind(form.kind.data), Channel(form.channel.data), key=form.idempotency_key.data or "")
+        key = form.idempotency_key.data or ""
+        _queue(account, MessageKind(form.kind.data), Channel(form.channel.data), key=key)
     else:
         flash("Choose a message and a channel.", "error")
     return redirect(url_for(".account_detail", account_id=account.id))
@@ -316,7 +318,8 @@ def _filters(form: FilterForm) -> dict:
         "search": form.q.data or "",
         "group_id": form.group.data if not form.group.errors else None,
         "status": Status(form.status.data) if form.status.data and not form.status.errors else None,
-        "online_since": devices.online_since(settings.get("keepalive_interval")) if form.registered.data else None,
+        "online_since": (devices.online_since(settings.get("keepalive_interval"))
+                         if form.registered.data else None),
     }
 
 

@@ -60,8 +60,9 @@ def gone(error: links.LinkGone):
 @bp.errorhandler(Throttled)
 def throttled(error: Throttled):
     """Too many refused links from one address: say so, with no account data."""
-    return render_template("mobile/error.html", code=429, title="Too many attempts", description=error.message), \
-        429, {"Retry-After": str(current_app.config["LINK_REFUSAL_WINDOW_SECONDS"])}
+    page = render_template("mobile/error.html", code=429, title="Too many attempts",
+                           description=error.message)
+    return page, 429, {"Retry-After": str(current_app.config["LINK_REFUSAL_WINDOW_SECONDS"])}
 
 
 @bp.route("/<token>")
@@ -75,7 +76,9 @@ def landing(token: str):
 @functools.lru_cache(maxsize=1024)
 def render_landing(page: landing_page.LandingPage) -> str:
     """Render a landing page; the cache key is all the page shows, so a change renders anew."""
-    qr = segno.make(page.url, error="m").svg_inline(scale=5, dark="#1c2430") if page.platform.is_desktop else None
+    qr = None
+    if page.platform.is_desktop:
+        qr = segno.make(page.url, error="m").svg_inline(scale=5, dark="#1c2430")
     return render_template("mobile/landing.html", page=page, installs=dict(page.installs), qr=qr)
 
 
@@ -98,8 +101,8 @@ def activate(token: str):
     rarely where the app lives: there the person confirms it first, as the link works only once."""
     platform = _chosen_platform()
     if platform.is_computer and request.form.get("confirm") != "yes":
-        abort(400, "Tick “The app is installed on this computer” before Activate: the link works only once. "
-                   "On a phone, scan the code on the page instead.")
+        abort(400, "Tick “The app is installed on this computer” before Activate: "
+                   "the link works only once. On a phone, scan the code on the page instead.")
     return _deliver(token, platform=platform, app_version=None)
 
 
@@ -109,16 +112,17 @@ def activation_file(token: str):
     app_version = request.headers.get("X-Provisio-Client", "").strip()
     if not app_version:
         abort(400, "This address is for the app. Open the link you received and tap Activate.")
-    if request.method == "HEAD":  # Flask routes HEAD here too: it may tell whether the link works, never use it
+    # Flask routes HEAD here too: it may tell whether the link works, never use it.
+    if request.method == "HEAD":
         links.read_for_page(token, max_age_hours=settings.get("link_max_age_hours"))
         return Response(headers=ACTIVATION_HEADERS)
     return _deliver(token, platform=platform_of(request.user_agent.string), app_version=app_version)
 
 
 def _deliver(token: str, *, platform: Platform, app_version: str | None) -> Response:
-    response = activation.activate(token, settings=settings.get_all(), platform=platform, ip=request.remote_addr,
-                                   user_agent=request.user_agent.string, app_version=app_version,
-                                   respond=attachment)
+    response = activation.activate(token, settings=settings.get_all(), platform=platform,
+                                   ip=request.remote_addr, user_agent=request.user_agent.string,
+                                   app_version=app_version, respond=attachment)
     metrics.ACTIVATIONS.labels(platform.value).inc()
     return response
 

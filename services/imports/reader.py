@@ -68,7 +68,8 @@ def _decode(data: bytes) -> str:
         raise Invalid(f"The file is larger than {MAX_BYTES // 2 ** 20} MB: split it into smaller files.",
                       field="file")
     if data.startswith(b"PK\x03\x04"):
-        raise Invalid("This is an Excel workbook, not a CSV file: in Excel choose Save As › “CSV UTF-8”.",
+        raise Invalid("This is an Excel workbook, not a CSV file: "
+                      "in Excel choose Save As › “CSV UTF-8”.",
                       field="file")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise Invalid("The file is UTF-16 text: save it as “CSV UTF-8”.", field="file")

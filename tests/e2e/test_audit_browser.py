@@ -13,7 +13,8 @@ pytestmark = pytest.mark.e2e
 
 def test_admin_filters_the_audit_log_by_outcome_and_reads_utc_times(app, live_server, page, admin_id):
     with app.app_context():
-        db.session.add(AuditEvent(actor="mallory", action="auth.login_failed", ip="203.0.113.9", outcome="throttled"))
+        db.session.add(AuditEvent(actor="mallory", action="auth.login_failed", ip="203.0.113.9",
+                                  outcome="throttled"))
         db.session.commit()
     page.goto(f"{live_server}/auth/login")
     page.fill("#username", "alice")

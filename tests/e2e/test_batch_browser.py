@@ -22,7 +22,9 @@ def worker_soon(app, delay: float = 1.0) -> threading.Timer:
     return timer
 
 
-def test_csr_searches_ticks_two_accounts_and_disables_them_in_bulk(app, live_server, page, csr_id, make_account):
+def test_csr_searches_ticks_two_accounts_and_disables_them_in_bulk(
+    app, live_server, page, csr_id, make_account
+):
     first = make_account(owner="Anna Meier")
     second = make_account(owner="Bruno Meier")
     other = make_account(owner="Carla Keller")
@@ -109,7 +111,8 @@ def test_import_page_follows_the_check_by_itself_then_imports(app, live_server, 
     page.wait_for_selector("progress")  # confirmed: waiting for the worker to write
 
     timer = worker_soon(app)
-    page.wait_for_selector("text=2 accounts created, each disabled until its end user activates it.", timeout=15_000)
+    page.wait_for_selector("text=2 accounts created, each disabled until its end user activates it.",
+                           timeout=15_000)
     timer.join()
     assert page.errors == []
     with app.app_context():

@@ -100,7 +100,8 @@ def test_an_ipad_posing_as_a_mac_is_offered_the_mac_among_the_other_devices(app,
     token = issue_link(app, make_account(wizard=True))
     mac_safari = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
                   "Version/17.0 Safari/605.1.15")
-    context = browser.new_context(user_agent=mac_safari, has_touch=True, viewport={"width": 820, "height": 1180})
+    context = browser.new_context(user_agent=mac_safari, has_touch=True,
+                                  viewport={"width": 820, "height": 1180})
     page = context.new_page()
     try:
         page.goto(f"{live_server}/m/{token}")

@@ -10,7 +10,8 @@ from tests.webtools import issue_link
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("username", ["ünï€ode", 'q"uote;x=.html'], ids=["non-latin-1", "quote-and-semicolon"])
+@pytest.mark.parametrize("username", ["ünï€ode", 'q"uote;x=.html'],
+                         ids=["non-latin-1", "quote-and-semicolon"])
 def test_activate_saves_the_file_under_the_accounts_own_name(app, live_server, page, make_account, username):
     account_id = make_account(wizard=True)
     with app.app_context():  # a row older than today's username rules

@@ -1,4 +1,5 @@
-"""An admin in a real Chromium tries to make the activation file a web page: Settings says no, next to the field."""
+"""An admin in a real Chromium tries to make the activation file a web page: Settings says no,
+next to the field."""
 
 import pytest
 
@@ -8,7 +9,9 @@ from tests.e2e.test_console_browser import sign_in
 pytestmark = pytest.mark.e2e
 
 
-def test_settings_show_why_a_rendered_mime_type_and_a_browser_scheme_are_refused(app, live_server, page, admin_id):
+def test_settings_show_why_a_rendered_mime_type_and_a_browser_scheme_are_refused(
+    app, live_server, page, admin_id
+):
     sign_in(page, live_server, "alice")
     page.goto(f"{live_server}/admin/settings")
     page.fill("#activation_mime_type", "text/html")

@@ -33,7 +33,8 @@ def test_csr_rotates_the_settings_url_copies_it_and_the_phone_fetches_it(app, li
         page.goto(f"{live_server}/accounts/{account_id}")
         assert "Set " in page.inner_text("[data-snom-url]")
         page.screenshot(path="/tmp/snom-account.png", full_page=True)
-        page.once("dialog", lambda dialog: dialog.accept())  # "The phone's current settings URL stops working"
+        # Accept "The phone's current settings URL stops working".
+        page.once("dialog", lambda dialog: dialog.accept())
         page.click("main button:has-text('Rotate settings URL')")
         page.wait_for_selector("#snom-url")
         page.click("button[data-copy]")

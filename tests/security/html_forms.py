@@ -30,14 +30,16 @@ class Form:
             if control.kind in ("checkbox", "radio") and not control.checked:
                 continue
             if control.kind == "select":
-                values.setdefault(control.name, control.value or (control.options[0] if control.options else ""))
+                first_option = control.options[0] if control.options else ""
+                values.setdefault(control.name, control.value or first_option)
             elif control.kind not in ("submit", "button", "file"):
                 values.setdefault(control.name, control.value)
         return values
 
     def names(self) -> dict[str, str | None]:
         """Every control's name, with what an unchanged submit sends (None: nothing, an unchecked box)."""
-        return {**dict.fromkeys(c.name for c in self.fields if c.kind not in ("submit", "button")), **self.data()}
+        names = dict.fromkeys(c.name for c in self.fields if c.kind not in ("submit", "button"))
+        return {**names, **self.data()}
 
 
 class _Reader(HTMLParser):

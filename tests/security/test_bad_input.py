@@ -1,4 +1,5 @@
-"""No 500 on any input: page cursors, long searches, deep JSON and template previews answer clearly and stay bounded."""
+"""No 500 on any input: page cursors, long searches, deep JSON and template previews answer clearly
+and stay bounded."""
 
 import html
 import json
@@ -110,8 +111,8 @@ def test_the_largest_accepted_search_exports(viewer, make_account):
 
 # -- 3. deep or huge JSON in admin forms -----------------------------------------------------------
 
-PROFILE = {"name": "Deep", "description": "", "sip_host": "sip.example.net", "provisioning_host": "prov.example.net",
-           "transport": "tls", "refetch_hours": "12"}
+PROFILE = {"name": "Deep", "description": "", "sip_host": "sip.example.net",
+           "provisioning_host": "prov.example.net", "transport": "tls", "refetch_hours": "12"}
 DEEP = '{"a": ' + "[" * 5000 + "]" * 5000 + "}"
 
 
@@ -171,7 +172,8 @@ ENDLESS = {
     "a range of 10**9": "{% for i in range(10**9) %}x{% endfor %}",
     "a listed range": "{{ range(99999999)|list }}",
     "a recursive macro": "{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}",
-    "a macro fanning out": "{% macro m(n) %}{% if n %}{{ m(n-1) }}{{ m(n-1) }}{% endif %}{% endmacro %}{{ m(40) }}",
+    "a macro fanning out": ("{% macro m(n) %}{% if n %}{{ m(n-1) }}{{ m(n-1) }}{% endif %}{% endmacro %}"
+                            "{{ m(40) }}"),
     "a placeholder repeated": "{{ owner * 100000000 }}",
     "a string repeated": "{{ 'x' * 10**9 }}",
     "a list repeated": "{{ [1] * 10**9 }}",
@@ -183,7 +185,8 @@ ENDLESS = {
                                         "{% endfor %}",
     "output past the limit": "{% for i in range(10000) %}{{ owner }}{% endfor %}",
     "a doubling concatenation": "{% set s = owner %}" + "{% set s = s ~ s %}" * 40 + "{{ s|length }}",
-    "a doubling nested list": "{% set a = [owner] %}" + "{% set a = [a, a, a, a, a, a, a, a] %}" * 30 + "{{ a }}",
+    "a doubling nested list": ("{% set a = [owner] %}" + "{% set a = [a, a, a, a, a, a, a, a] %}" * 30
+                               + "{{ a }}"),
     "a power tower": "{{ 10 ** (10 ** 10) }}",
     "a squaring loop": "{% set x = 99999999999 %}" + "{% set x = x * x %}" * 40 + "{{ x }}",
     "a padding method": "{{ owner.center(1000000000) }}",
@@ -210,11 +213,13 @@ def test_a_template_that_would_run_away_is_not_saved(ctx, admin, body):
     assert response.status_code == 200
     assert field_errors(response, "body")[0].startswith("The template does not work:")
     with ctx():
-        assert message_templates.get(MessageKind.LINK, Channel.EMAIL) == message_templates.DEFAULTS[MessageKind.LINK]
+        default = message_templates.DEFAULTS[MessageKind.LINK]
+        assert message_templates.get(MessageKind.LINK, Channel.EMAIL) == default
 
 
 def test_a_template_using_the_allowed_features_still_renders(ctx):
-    body = ("Hello {{ owner|upper|truncate(20) }}{% for c in username %}{{ loop.cycle('-', '') }}{% endfor %} "
+    body = ("Hello {{ owner|upper|truncate(20) }}"
+            "{% for c in username %}{{ loop.cycle('-', '') }}{% endfor %} "
             "{{ [owner, group]|join(', ') }} {{ username.split('2')|length }} {{ link }}")
     with ctx():
         text = message_templates.render(body, message_templates.PLACEHOLDERS)
@@ -228,11 +233,15 @@ def test_a_render_stops_at_the_output_limit(ctx):
         message_templates.render(body, message_templates.PLACEHOLDERS)
 
 
-def test_the_worker_fails_a_stored_runaway_template_instead_of_hanging(app, ctx, admin_id, make_account):
-    """A template stored before today's limits (written directly) is refused by the worker's bounded render."""
+def test_the_worker_fails_a_stored_runaway_template_instead_of_hanging(
+    app, ctx, admin_id, make_account
+):
+    """A template stored before today's limits (written directly) is refused by the worker's bounded
+    render."""
     account_id = make_account()
     with ctx():
-        settings.save({"templates": {"link/email": {"subject": "Hi", "body": ENDLESS["a placeholder repeated"]}},
+        runaway = {"subject": "Hi", "body": ENDLESS["a placeholder repeated"]}
+        settings.save({"templates": {"link/email": runaway},
                        "public_base_url": "https://activate.example.test"}, actor="test")
         messaging.queue(db.session.get(Account, account_id), MessageKind.LINK, Channel.EMAIL,
                         actor=staff.get(admin_id))
@@ -268,7 +277,8 @@ def test_a_nul_character_in_a_form_answers_400_and_writes_nothing(app, admin, ur
     assert _profiles(app) == []
 
 
-@pytest.mark.parametrize("url", ["/messages?gateway=a%00b", "/admin/audit?actor=a%00b", "/admin/audit?action=%00"])
+@pytest.mark.parametrize("url", ["/messages?gateway=a%00b", "/admin/audit?actor=a%00b",
+                                 "/admin/audit?action=%00"])
 def test_a_nul_character_in_a_filter_answers_400(admin, url):
     response = admin.get(url)
     assert response.status_code == 400

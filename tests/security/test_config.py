@@ -117,7 +117,8 @@ def settings_form(**overrides: str) -> dict:
 
 @pytest.mark.parametrize("key", WEAK_KEYS.values(), ids=WEAK_KEYS.keys())
 def test_production_refuses_a_short_repetitive_or_placeholder_secret_key(empty_instance, key):
-    with pytest.raises(RuntimeError, match=r"Refusing to start: SECRET_KEY .*secrets\.token_urlsafe") as refused:
+    refusal = r"Refusing to start: SECRET_KEY .*secrets\.token_urlsafe"
+    with pytest.raises(RuntimeError, match=refusal) as refused:
         create_app(production(SECRET_KEY=key))
 
     if len(key) > 1:
@@ -125,15 +126,17 @@ def test_production_refuses_a_short_repetitive_or_placeholder_secret_key(empty_i
 
 
 def test_development_refuses_a_weak_secret_key_it_is_given(empty_instance):
-    with pytest.raises(RuntimeError, match=r"SECRET_KEY is too short \(1 byte; at least 32 random bytes needed\)"):
+    with pytest.raises(RuntimeError,
+                       match=r"SECRET_KEY is too short \(1 byte; at least 32 random bytes needed\)"):
         create_app(production(PROVISIO_ENV="development", SECRET_KEY="x"))
 
 
 @pytest.mark.parametrize("environment", ["production", "development", "testing"])
 @pytest.mark.parametrize("keys", [["change-me"], [KEY, "x" * 44], [KEY[:-2]]],
                          ids=["placeholder", "second key not base64 of 32 bytes", "truncated"])
-def test_an_encryption_key_that_is_not_a_fernet_key_refuses_to_start_with_a_message(empty_instance, environment,
-                                                                                     keys):
+def test_an_encryption_key_that_is_not_a_fernet_key_refuses_to_start_with_a_message(
+    empty_instance, environment, keys
+):
     with pytest.raises(RuntimeError, match=r"PROVISIO_ENCRYPTION_KEYS \(key \d of \d\) is not a Fernet key"):
         create_app(production(PROVISIO_ENV=environment, ENCRYPTION_KEYS=keys))
 
@@ -157,7 +160,8 @@ def test_a_flask_command_refuses_a_weak_key_with_the_message_alone(tmp_path):
 
 def test_testing_set_in_the_environment_does_not_lift_the_key_rule(tmp_path):
     # Only the suite's own apps (TESTING=True, from its config mapping) run on weak keys.
-    result = flask_command(tmp_path, "setup", PROVISIO_ENV="testing", SECRET_KEY="x", PROVISIO_ENCRYPTION_KEYS=KEY)
+    result = flask_command(tmp_path, "setup", PROVISIO_ENV="testing", SECRET_KEY="x",
+                           PROVISIO_ENCRYPTION_KEYS=KEY)
 
     assert result.returncode == 1
     assert "Error: Refusing to start: SECRET_KEY is too short (1 byte;" in result.stderr
@@ -184,7 +188,8 @@ def test_an_undocumented_environment_refuses_to_start_and_writes_no_secrets(empt
 
 
 def test_a_flask_command_refuses_an_undocumented_environment(tmp_path):
-    result = flask_command(tmp_path, "setup", PROVISIO_ENV="prod", SECRET_KEY=KEY_A, PROVISIO_ENCRYPTION_KEYS=KEY)
+    result = flask_command(tmp_path, "setup", PROVISIO_ENV="prod", SECRET_KEY=KEY_A,
+                           PROVISIO_ENCRYPTION_KEYS=KEY)
 
     assert result.returncode == 1
     assert "Error: Refusing to start with PROVISIO_ENV='prod': use one of production, development, testing" \
@@ -238,7 +243,8 @@ def test_a_form_token_signed_with_a_retired_key_lasts_while_the_key_is_a_fallbac
 def test_a_receipt_callback_url_made_with_a_retired_key_lasts_while_the_key_is_a_fallback(restart):
     before = restart(PROVISIO_ENV="production", SECRET_KEY=KEY_A, PROVISIO_ENCRYPTION_KEYS=KEY)
     with before.app_context():
-        url = receipts.callback_urls("http://x")["vonage"].removeprefix("http://x")  # in the provider's dashboard
+        # The URL as it goes in the provider's dashboard.
+        url = receipts.callback_urls("http://x")["vonage"].removeprefix("http://x")
     receipt = {"messageId": "0000-unknown", "status": "delivered"}
 
     rotating = restart(PROVISIO_ENV="production", SECRET_KEY=KEY_B, SECRET_KEY_FALLBACKS=KEY_A,
@@ -252,7 +258,8 @@ def test_a_receipt_callback_url_made_with_a_retired_key_lasts_while_the_key_is_a
 def test_a_weak_fallback_key_refuses_to_start(restart):
     with pytest.raises(RuntimeError, match=r"SECRET_KEY_FALLBACKS \(key 2 of 2\) looks like a placeholder"):
         restart(PROVISIO_ENV="production", SECRET_KEY=KEY_B,
-                SECRET_KEY_FALLBACKS=f"{KEY_A},change-me-later-please-0123456789", PROVISIO_ENCRYPTION_KEYS=KEY)
+                SECRET_KEY_FALLBACKS=f"{KEY_A},change-me-later-please-0123456789",
+                PROVISIO_ENCRYPTION_KEYS=KEY)
 
 
 # 4. What the link page hands to the app
@@ -283,8 +290,8 @@ def test_settings_keep_a_type_of_the_apps_own_in_lower_case(app, admin):
             assert settings.get("activation_mime_type") == kept
 
 
-@pytest.mark.parametrize("scheme", ["javascript", "data", "http", "https", "file", "blob", "vbscript", "about",
-                                    "view-source", "intent", "itms-services", "ms-msdt", "mailto"])
+@pytest.mark.parametrize("scheme", ["javascript", "data", "http", "https", "file", "blob", "vbscript",
+                                    "about", "view-source", "intent", "itms-services", "ms-msdt", "mailto"])
 def test_settings_refuse_a_uri_scheme_a_browser_or_another_program_handles(app, admin, scheme):
     page = admin.post("/admin/settings", settings_form(app_uri_scheme=scheme))
 

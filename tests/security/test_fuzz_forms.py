@@ -33,7 +33,8 @@ LARGEST_ID = 2**31 - 1  # PostgreSQL's INTEGER, the ids' type
 # Values people and scripts send: long, NUL, unicode, numbers past every integer type, markup, JSON, dates.
 tricky = st.sampled_from([
     "", " ", "\x00", "a\x00b", "0", "-1", "1", "2147483648", "9223372036854775808", "99999999999999999999",
-    "-99999999999999999999", "1e999", "NaN", "ünï€ode", "😀" * 50, "x" * 5_000, "[]", "{}", '{"a": ' * 200,
+    "-99999999999999999999", "1e999", "NaN", "ünï€ode", "😀" * 50, "x" * 5_000,
+    "[]", "{}", '{"a": ' * 200,
     "{{ 7 * 7 }}", "' OR 1=1 --", "<script>alert(1)</script>", "2026-02-30", "9999-12-31T23:59:59", "true",
     "../../etc/passwd", "%00", "a" * 300 + " " + "b " * 200,
 ])
@@ -50,7 +51,8 @@ def _staff_rules(app) -> list[Rule]:
 
 
 def _samples(app, admin_id: int, make_account) -> dict[str, list[int]]:
-    """Objects for the path parameters to point at: an account with a message, a bulk job, a second staff user."""
+    """Objects for the path parameters to point at: an account with a message, a bulk job, a second
+    staff user."""
     account_id = make_account()
     with app.app_context():
         actor = staff.get(admin_id)
@@ -133,11 +135,14 @@ def _discover(app, browser: Client, rules: list[Rule], samples: dict) -> Inputs:
 
 
 def _request_data(fields: dict[str, str], files: set[str]) -> st.SearchStrategy[dict]:
-    """Each known field kept as the page has it, left out, or replaced by a generated value; a few new names."""
-    choices = {name: st.one_of(st.just(default), st.none(), value) for name, default in fields.items()
+    """Each known field kept as the page has it, left out, or replaced by a generated value; a few
+    new names."""
+    choices = {name: st.one_of(st.just(default), st.none(), value)
+               for name, default in fields.items()
                if name != "csrf_token" and name not in files}
     for name in files:
-        choices[name] = st.one_of(st.none(), st.binary(max_size=300).map(lambda body: (io.BytesIO(body), "x.csv")))
+        uploads = st.binary(max_size=300).map(lambda body: (io.BytesIO(body), "x.csv"))
+        choices[name] = st.one_of(st.none(), uploads)
     extra = st.dictionaries(st.sampled_from(["q", "before", "id", "page", "next"]), scalar, max_size=2)
     return st.tuples(st.fixed_dictionaries(choices), extra).map(
         lambda pair: {**pair[1], **{name: data for name, data in pair[0].items() if data is not None}})
@@ -149,7 +154,8 @@ def _fuzz_rule(browser: Client, rule: Rule, method: str, inputs: Inputs, samples
     files = inputs.files.get((rule.endpoint, method), set())
 
     @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                     HealthCheck.filter_too_much])
     @given(path=_path_values(rule, samples), data=_request_data(fields, files))
     def attempt(path: dict, data: dict) -> None:
         url = inputs.adapter.build(rule.endpoint, path, force_external=False)

@@ -129,7 +129,8 @@ def test_the_database_keeps_only_a_hash_of_a_sent_link(app, csr, mail_settings, 
 
 @contextmanager
 def app_with_keys(database_url: str, secret_key: str, fallbacks: list[str]):
-    rotated = create_app({**make_config(database_url), "SECRET_KEY": secret_key, "SECRET_KEY_FALLBACKS": fallbacks})
+    rotated = create_app({**make_config(database_url), "SECRET_KEY": secret_key,
+                          "SECRET_KEY_FALLBACKS": fallbacks})
     try:
         yield rotated
     finally:
@@ -167,8 +168,9 @@ def gunicorn(app, database_url):
     port = free_port()
     spec = f"app:create_app({make_config(database_url)!r})"
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync", "--log-level", "warning",
-         "--bind", f"127.0.0.1:{port}", spec], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [sys.executable, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync",
+         "--log-level", "warning", "--bind", f"127.0.0.1:{port}", spec],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, process, "gunicorn")
         yield f"http://127.0.0.1:{port}"
@@ -177,7 +179,8 @@ def gunicorn(app, database_url):
         process.wait(timeout=10)
 
 
-@pytest.mark.parametrize("username", ["ünï€ode", 'q"uote;x=.html'], ids=["non-latin-1", "quote-and-semicolon"])
+@pytest.mark.parametrize("username", ["ünï€ode", 'q"uote;x=.html'],
+                         ids=["non-latin-1", "quote-and-semicolon"])
 def test_a_hostile_username_downloads_its_file_under_an_rfc_6266_name(app, csr, mail_settings, make_account,
                                                                        gunicorn, username):
     account_id = make_account(wizard=True)
@@ -248,7 +251,9 @@ def test_head_of_the_activation_fetch_consumes_nothing(app, csr, mail_settings, 
     assert phone.get(f"/m/{token}/activation", headers=APP).status_code == 200  # the link still works
 
 
-def test_a_flood_of_garbage_links_is_counted_not_written_and_answers_429(app, csr, mail_settings, make_account):
+def test_a_flood_of_garbage_links_is_counted_not_written_and_answers_429(
+    app, csr, mail_settings, make_account
+):
     app.config.update(LINK_REFUSAL_LIMIT=3, LINK_REFUSAL_WINDOW_SECONDS=600)
     attacker = app.test_client()
     flood = {"REMOTE_ADDR": "203.0.113.66"}
@@ -259,7 +264,8 @@ def test_a_flood_of_garbage_links_is_counted_not_written_and_answers_429(app, cs
     assert answers == [410] * 3 + [429] * 9
     [event] = refusals(app)  # one row for the whole flood: when it crossed the limit
     assert (event.outcome, event.ip) == ("throttled", "203.0.113.66")
-    elsewhere = attacker.get("/m/garbage.x.y/activation", headers=APP, environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    elsewhere = attacker.get("/m/garbage.x.y/activation", headers=APP,
+                             environ_base={"REMOTE_ADDR": "192.0.2.9"})
     assert elsewhere.status_code == 410  # counted per address
     account_id = make_account(wizard=True)  # a live link still works from the throttled address (a NAT)
     token = sent_link(app, csr, mail_settings, account_id)

@@ -144,7 +144,8 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
             .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("activate.example.com")]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("activate.example.com")]),
+                           critical=False)
             .sign(key, hashes.SHA256()))
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -230,10 +231,12 @@ def written(path: Path, lines: int) -> str:
 def test_nginx_access_log_masks_link_tokens_and_receipt_secrets(nginx):
     connection = https(nginx["tls"])
     for method, path in [("GET", f"/m/{TOKEN}"), ("POST", f"/m/{TOKEN}/activate?x=1"),
-                         ("GET", f"/snom/first/{TOKEN}.xml"), ("POST", f"/hooks/receipts/clickatell/{RECEIPT_SECRET}")]:
+                         ("GET", f"/snom/first/{TOKEN}.xml"),
+                         ("POST", f"/hooks/receipts/clickatell/{RECEIPT_SECRET}")]:
         fetch(connection, method, path)
     fetch(connection, "GET", "/static/css/mobile.css", {"Referer": f"https://activate.example.com/m/{TOKEN}"})
-    fetch(http.client.HTTPConnection("127.0.0.1", nginx["plain"], timeout=10), "GET", f"/m/{TOKEN}")  # → https
+    plain = http.client.HTTPConnection("127.0.0.1", nginx["plain"], timeout=10)
+    fetch(plain, "GET", f"/m/{TOKEN}")  # → https
     log = written(nginx["log"], lines=6)
     assert log.count("GET /m/[masked] HTTP/1.1") == 2
     assert "POST /m/[masked]/activate?x=1 HTTP/1.1" in log
@@ -289,7 +292,9 @@ def test_a_csrs_action_behind_the_proxy_records_the_forwarded_client_address(
     assert (event.actor, event.ip, event.outcome) == ("carl", "203.0.113.9", "ok")
 
 
-def test_a_forged_forwarded_for_is_not_believed_without_a_trusted_proxy(app, database_url, csr_id, make_account):
+def test_a_forged_forwarded_for_is_not_believed_without_a_trusted_proxy(
+    app, database_url, csr_id, make_account
+):
     account_id = make_account()
     event = disable_as_carl(proxied_app(database_url, 0), account_id, "203.0.113.9")
     assert event.ip == "127.0.0.1"  # the test client's own address, the only hop there is
@@ -298,7 +303,8 @@ def test_a_forged_forwarded_for_is_not_believed_without_a_trusted_proxy(app, dat
 def test_audit_page_shows_the_outcome_and_utc_times_with_their_offset(app, admin, make_account):
     make_account()
     with app.app_context():
-        db.session.add(AuditEvent(actor="mallory", action="auth.login_failed", ip="192.0.2.1", outcome="throttled"))
+        db.session.add(AuditEvent(actor="mallory", action="auth.login_failed", ip="192.0.2.1",
+                                  outcome="throttled"))
         db.session.commit()
     page = page_text(admin.get("/admin/audit?outcome=throttled"))
     assert '<td class="mono">auth.login_failed</td>' in page and '<td class="mono">throttled</td>' in page
@@ -313,11 +319,13 @@ def test_a_delivery_whose_gateway_secret_cannot_be_decrypted_fails_after_the_max
     app.config["OUTBOX_MAX_ATTEMPTS"] = 3
     lost_key = Fernet(Fernet.generate_key())  # the secret was saved under a key since removed
     with app.app_context():
-        mail = dict(settings.get("mail"), username="relay", password_encrypted=lost_key.encrypt(b"pw-9").decode())
+        mail = dict(settings.get("mail"), username="relay",
+                    password_encrypted=lost_key.encrypt(b"pw-9").decode())
         settings.save({"mail": mail}, actor="test")
     account_id = make_account(wizard=True)
-    assert csr.post(f"/accounts/{account_id}/send", {"kind": "link", "channel": "email",
-                                                     "idempotency_key": secrets.token_hex(16)}).status_code == 302
+    assert csr.post(f"/accounts/{account_id}/send",
+                    {"kind": "link", "channel": "email",
+                     "idempotency_key": secrets.token_hex(16)}).status_code == 302
     for _ in range(5):
         run_worker(app)  # the real worker loop: flask worker --once
         with app.app_context():
@@ -335,8 +343,9 @@ def test_a_message_whose_worker_died_on_every_attempt_fails_instead_of_being_sen
         app, csr, mail_settings, make_account):
     app.config["OUTBOX_MAX_ATTEMPTS"] = 3
     account_id = make_account(wizard=True)
-    assert csr.post(f"/accounts/{account_id}/send", {"kind": "link", "channel": "email",
-                                                     "idempotency_key": secrets.token_hex(16)}).status_code == 302
+    assert csr.post(f"/accounts/{account_id}/send",
+                    {"kind": "link", "channel": "email",
+                     "idempotency_key": secrets.token_hex(16)}).status_code == 302
     with app.app_context():  # three claims whose workers were killed before recording anything
         db.session.execute(update(Message).values(attempts=3, lease_until=utcnow() - timedelta(seconds=1)))
         db.session.commit()
@@ -364,7 +373,8 @@ def test_no_sqlite_index_depends_on_a_sql_function(app):
         pytest.skip("a SQLite file only")
     path = app.config["SQLALCHEMY_DATABASE_URI"].removeprefix("sqlite:///")
     with sqlite3.connect(path) as connection:  # the app's lower() differs from the stock tool's
-        indexes = connection.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
+        indexes = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")
         assert [name for name, sql in indexes if "(" in sql.split(" ON ", 1)[1].split("(", 1)[1]] == []
 
 

@@ -94,7 +94,8 @@ def test_every_miss_of_the_secret_url_gets_the_same_404(app, phone_account, make
         "another account's secret": fetch(app, f"/snom/{other_secret}/{MAC}.xml"),
         "another phone, own MAC in URL and UA": fetch(app, f"/snom/{secret}/{other}.xml",
                                                       user_agent=UA.format(mac=other)),
-        "URL MAC is not the User-Agent's": fetch(app, f"/snom/{secret}/{MAC}.xml", user_agent=UA.format(mac=other)),
+        "URL MAC is not the User-Agent's": fetch(app, f"/snom/{secret}/{MAC}.xml",
+                                                 user_agent=UA.format(mac=other)),
         "a browser": fetch(app, f"/snom/{secret}/{MAC}.xml", user_agent="Mozilla/5.0 (X11; Linux x86_64)"),
         "curl": fetch(app, f"/snom/{secret}/{MAC}.xml", user_agent="curl/8.5.0"),
         "not a MAC": fetch(app, f"/snom/{secret}/zz0413AE765E.xml"),
@@ -201,7 +202,8 @@ def test_a_softphone_account_gets_no_settings_url(app, csr, make_account):
 # --- 3. MACs: any case, the phone's own, bound at first fetch ----------------------------------
 
 
-@pytest.mark.parametrize(("url_mac", "ua_mac"), [(MAC.lower(), MAC), (MAC, MAC.lower()), (MAC.lower(), MAC.lower())])
+@pytest.mark.parametrize(("url_mac", "ua_mac"),
+                         [(MAC.lower(), MAC), (MAC, MAC.lower()), (MAC.lower(), MAC.lower())])
 def test_macs_match_in_any_letter_case(app, phone_account, url_mac, ua_mac):
     secret = make_secret(app, phone_account)
 
@@ -218,7 +220,8 @@ def test_an_account_without_a_mac_binds_the_first_phone_that_fetches_with_the_se
     assert fetch(app, f"/snom/{secret}/{other}.xml", user_agent=UA.format(mac=other)).status_code == 404
     assert account_of(app, account_id).mac_address == MAC
     with app.app_context():
-        assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "snom.bind_mac")).detail == {"mac": MAC}
+        bound = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "snom.bind_mac"))
+        assert bound.detail == {"mac": MAC}
 
 
 def test_a_mac_bound_to_another_account_is_not_bound_twice(app, make_account, phone_account):
@@ -239,8 +242,8 @@ def test_two_phones_racing_for_one_unbound_secret_bind_one(app, live_server, mak
 
     def one(mac: str) -> tuple[str, int]:
         start.wait()
-        return mac, requests.get(f"{live_server}/snom/{secret}/{mac}.xml", headers={"User-Agent": UA.format(mac=mac)},
-                                 timeout=30).status_code
+        return mac, requests.get(f"{live_server}/snom/{secret}/{mac}.xml",
+                                 headers={"User-Agent": UA.format(mac=mac)}, timeout=30).status_code
 
     with ThreadPoolExecutor(len(macs)) as pool:
         results = dict(pool.map(one, macs))
@@ -269,7 +272,9 @@ def test_every_settings_fetch_writes_one_audit_row(app, make_account):
     assert refused.detail["reason"] == "address_refused" and refused.detail["user_agent"] == PHONE_UA
 
 
-def test_guesses_are_counted_then_refused_with_429_and_audited_once_while_right_urls_still_work(app, phone_account):
+def test_guesses_are_counted_then_refused_with_429_and_audited_once_while_right_urls_still_work(
+    app, phone_account
+):
     app.config.update(SNOM_GUESS_LIMIT=5, SNOM_GUESS_WINDOW_SECONDS=600)
     secret = make_secret(app, phone_account)
     attacker = "203.0.113.66"
@@ -286,10 +291,13 @@ def test_guesses_are_counted_then_refused_with_429_and_audited_once_while_right_
 
     [throttled] = fetch_events(app, "throttled")
     assert (throttled.outcome, throttled.ip, throttled.target_id) == ("throttled", attacker, None)
-    assert fetch(app, f"/snom/{secret}/{MAC}.xml", ip="198.51.100.7").status_code == 200  # others still served
+    # Others are still served.
+    assert fetch(app, f"/snom/{secret}/{MAC}.xml", ip="198.51.100.7").status_code == 200
 
 
-def test_concurrent_guesses_from_one_address_get_exactly_the_limit_of_answers(app, live_server, phone_account):
+def test_concurrent_guesses_from_one_address_get_exactly_the_limit_of_answers(
+    app, live_server, phone_account
+):
     app.config.update(SNOM_GUESS_LIMIT=10)
 
     def guess(n: int) -> int:
@@ -317,7 +325,8 @@ def test_refused_fetches_count_too_so_a_denied_network_cannot_flood_the_audit_lo
 
 def test_one_ipv6_host_cannot_multiply_its_guesses_across_its_64(app, phone_account):
     app.config.update(SNOM_GUESS_LIMIT=3)
-    statuses = [fetch(app, f"/snom/{n:032d}/{MAC}.xml", ip=f"2001:db8:1:2::{n + 1:x}").status_code for n in range(5)]
+    statuses = [fetch(app, f"/snom/{n:032d}/{MAC}.xml", ip=f"2001:db8:1:2::{n + 1:x}").status_code
+                for n in range(5)]
 
     assert statuses == [404] * 3 + [429] * 2
     assert fetch(app, f"/snom/{0:032d}/{MAC}.xml", ip="2001:db8:1:3::1").status_code == 404  # another /64
@@ -329,7 +338,8 @@ def test_first_boot_fetches_are_audited_and_dead_links_counted(app, make_account
     token = issue_link(app, account_id)
 
     assert fetch(app, f"/snom/first/{token}.xml").status_code == 200
-    assert [fetch(app, "/snom/first/forged.xml", ip="203.0.113.5").status_code for _ in range(3)] == [410, 410, 429]
+    forged = [fetch(app, "/snom/first/forged.xml", ip="203.0.113.5").status_code for _ in range(3)]
+    assert forged == [410, 410, 429]
 
     ok, throttled = fetch_events(app)
     assert (ok.outcome, ok.target_id, ok.detail["via"]) == ("ok", account_id, "first_boot")

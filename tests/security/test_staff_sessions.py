@@ -293,7 +293,8 @@ def test_the_csv_export_is_never_stored(csr):
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.CSR, Role.VIEWER])
 def test_every_staff_role_must_set_up_two_factor_by_default(app, database_url, role):
-    defaults = {key: value for key, value in make_config(database_url).items() if key != "TOTP_REQUIRED_ROLES"}
+    defaults = {key: value for key, value in make_config(database_url).items()
+                if key != "TOTP_REQUIRED_ROLES"}
     deployed = create_app(defaults)
     try:
         with deployed.app_context():

@@ -37,8 +37,8 @@ def rival(app, other_group):
 @pytest.fixture
 def theirs(make_account, other_group) -> int:
     """An account of group B, with values to be recognised wherever they leak."""
-    return make_account(group_id=other_group, **{name: THEIR_VALUES[name] for name in
-                                                 ("username", "callerid", "secondary_callerid", "owner", "email")})
+    names = ("username", "callerid", "secondary_callerid", "owner", "email")
+    return make_account(group_id=other_group, **{name: THEIR_VALUES[name] for name in names})
 
 
 @pytest.fixture
@@ -60,7 +60,8 @@ def mine(make_account) -> int:
 
 def send(browser, account_id: int, key: str, kind: str = "link"):
     """Press Send on the account page, by e-mail, with the form's one-time key (or a forged one)."""
-    return browser.post(f"/accounts/{account_id}/send", {"kind": kind, "channel": "email", "idempotency_key": key})
+    return browser.post(f"/accounts/{account_id}/send",
+                        {"kind": kind, "channel": "email", "idempotency_key": key})
 
 
 def resend(browser, account_id: int, message_id: int, key: str):
@@ -78,7 +79,8 @@ def bulk_send(browser, account_ids: list[int], key: str | None = None):
 def messages_of(app, account_id: int) -> list[tuple[int, str]]:
     with app.app_context():
         return [tuple(row) for row in db.session.execute(
-            select(Message.id, Message.recipient).where(Message.account_id == account_id).order_by(Message.id))]
+            select(Message.id, Message.recipient).where(Message.account_id == account_id)
+            .order_by(Message.id))]
 
 
 def next_job_id(app) -> int:
@@ -102,8 +104,9 @@ def account_form(group_id: int, **overrides) -> dict:
     """What the account form posts for a new plain account of carl's group."""
     return {"account_type": "pgsm", "username": "carla-new", "password": "Sip-password-1234",
             "password_repeat": "Sip-password-1234", "callerid": "+41791234567", "secondary_callerid": "",
-            "group_id": str(group_id), "profile_id": "0", "owner": "Carla New", "email": "new@group-a.example",
-            "description": "", "security_model": "end-to-end", "obfuscation": "y", "obfuscation_key": "9",
+            "group_id": str(group_id), "profile_id": "0", "owner": "Carla New",
+            "email": "new@group-a.example", "description": "", "security_model": "end-to-end",
+            "obfuscation": "y", "obfuscation_key": "9",
             "mac_address": "", "deny": "", "permit": "", "licence_expires_on": "", **overrides}
 
 
@@ -182,7 +185,9 @@ def test_another_csrs_bulk_confirmation_key_starts_ones_own_job(app, csr, rival,
 # --- 2. another group's key shows nothing of theirs and changes nothing of theirs ------------------
 
 
-def test_replaying_another_groups_bulk_key_shows_nothing_of_theirs(app, csr, rival, mail_settings, mine, theirs):
+def test_replaying_another_groups_bulk_key_shows_nothing_of_theirs(
+    app, csr, rival, mail_settings, mine, theirs
+):
     job_id = next_job_id(app)
     bulk_send(rival, [theirs])
     run_worker(app)  # dora's bulk send queued (and delivered) the link to bertha
@@ -219,7 +224,8 @@ def test_a_key_planted_for_another_groups_next_import_does_not_stop_its_sends(
     [(message_id, _)] = messages_of(app, mine)
     resend(csr, mine, message_id, f"import-{next_job_id(app)}-{next_account}")
 
-    content = b"callerid,owner,email,group,profile\n+41795550399,Bruno Brandt,bruno@group-b.example,Group B,Standard\n"
+    content = (b"callerid,owner,email,group,profile\n"
+               b"+41795550399,Bruno Brandt,bruno@group-b.example,Group B,Standard\n")
     upload = rival.post("/imports/", {"file": (io.BytesIO(content), "b.csv"), "group_id": str(other_group)})
     job_url = upload.headers["Location"]
     run_worker(app)  # checks the rows
@@ -268,7 +274,8 @@ def test_editing_to_another_groups_number_says_taken_and_names_nothing_else_of_t
     response = csr.post(f"/accounts/{mine}/edit", form)
 
     assert response.status_code == 200
-    assert field_errors(response, "callerid") == [f"{THEIR_VALUES['callerid']} is already used by another account."]
+    assert field_errors(response, "callerid") == [
+        f"{THEIR_VALUES['callerid']} is already used by another account."]
     assert leaked(page_text(response), typed=THEIR_VALUES["callerid"]) == []
 
 
@@ -308,9 +315,11 @@ def test_an_import_of_another_groups_values_says_taken_and_names_nothing_else_of
 def _signed_in_session(base: str, username: str) -> tuple[requests.Session, str]:
     """A browser session signed in over HTTP; return it and its form token."""
     session = requests.Session()
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', session.get(f"{base}/auth/login", timeout=30).text)
+    login_page = session.get(f"{base}/auth/login", timeout=30).text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login_page)
     answer = session.post(f"{base}/auth/login", data={"username": username, "password": PASSWORD,
-                                                      "csrf_token": token.group(1)}, allow_redirects=False, timeout=30)
+                                                      "csrf_token": token.group(1)},
+                          allow_redirects=False, timeout=30)
     assert answer.status_code == 302
     page = session.get(f"{base}/auth/password", timeout=30).text
     return session, re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
@@ -326,8 +335,10 @@ def test_ten_concurrent_sends_to_one_account_create_exactly_the_limit(app, live_
     def press_send(browser):
         session, token = browser
         start.wait(timeout=10)  # all ten leave together, each with its own form key
-        return session.post(f"{live_server}/accounts/{account_id}/send", timeout=60, allow_redirects=False, data={
-            "kind": "link", "channel": "email", "idempotency_key": uuid.uuid4().hex, "csrf_token": token})
+        return session.post(f"{live_server}/accounts/{account_id}/send", timeout=60,
+                            allow_redirects=False, data={
+                                "kind": "link", "channel": "email", "idempotency_key": uuid.uuid4().hex,
+                                "csrf_token": token})
 
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(press_send, browsers))
@@ -335,6 +346,7 @@ def test_ten_concurrent_sends_to_one_account_create_exactly_the_limit(app, live_
     assert [answer.status_code for answer in answers] == [302] * 10
     assert len(messages_of(app, account_id)) == 5
     with app.app_context():  # each message carries its own link version: the newest kills the others
-        versions = list(db.session.scalars(select(Message.link_version).where(Message.account_id == account_id)))
+        versions = list(db.session.scalars(select(Message.link_version)
+                                           .where(Message.account_id == account_id)))
         assert len(set(versions)) == 5
         assert db.session.get(Account, account_id).link_version == max(versions)

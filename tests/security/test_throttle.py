@@ -61,7 +61,8 @@ def test_prune_deletes_only_windows_that_ended_long_ago(ctx):
 def test_over_limit_refuses_past_the_limit_and_reports_only_the_crossing_hit(ctx):
     crossings = []
     with ctx():
-        verdicts = [throttle.over_limit("flood", limit=2, window_seconds=60, crossing=lambda: crossings.append(1))
+        verdicts = [throttle.over_limit("flood", limit=2, window_seconds=60,
+                                        crossing=lambda: crossings.append(1))
                     for _ in range(5)]
     assert verdicts == [False, False, True, True, True]
     assert crossings == [1]  # one audit row for the whole flood, not one per refused hit

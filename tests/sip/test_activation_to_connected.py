@@ -43,8 +43,9 @@ def test_wizard_account_activated_on_a_phone_registers_and_is_connected(app, adm
     # The client registers with the username, password and SIP server of the activation file.
     sip_server = document["servers"]["sip"]
     assert (sip_server["host"], sip_server["port"], sip_server["transport"]) == (host, int(port), "udp")
-    registration = sipp.register(f"{sip_server['host']}:{sip_server['port']}", sip[1], document["account"]["username"],
-                                 document["account"]["password"], user_agent="Provisio-iOS/2.4.1")
+    registration = sipp.register(f"{sip_server['host']}:{sip_server['port']}", sip[1],
+                                 document["account"]["username"], document["account"]["password"],
+                                 user_agent="Provisio-iOS/2.4.1")
     assert registration.final() == (200, "OK")
 
     # The app's heartbeat still reports its version, but with a SIP server it does not decide Connected.

@@ -102,7 +102,8 @@ def test_accounts_a_csv_import_writes_are_refused_until_activated_and_edits_reac
     with app.app_context():
         account_id = db.session.scalar(select(Account.id).where(Account.username == "55507001"))
 
-    assert sipp.register(*sip, "55507001", password_of(app, account_id)).final() == (403, "Account not activated")
+    refused = sipp.register(*sip, "55507001", password_of(app, account_id)).final()
+    assert refused == (403, "Account not activated")
     act(app, admin_id, accounts.set_enabled, account_id, True)
     assert sipp.register(*sip, "55507001", password_of(app, account_id)).final() == OK
 
@@ -125,7 +126,8 @@ def test_a_bulk_disable_refuses_every_account_at_once_and_a_bulk_enable_lets_the
 
 def test_the_console_lists_what_the_sip_server_registered_and_filters_on_it(app, make_account, admin, sip):
     online, offline = synced(app, make_account, owner="Online Owner"), synced(app, make_account)
-    assert sipp.register(*sip, online.username, PASSWORD, source="127.0.0.3", user_agent="Phone/3.1").final() == OK
+    registered = sipp.register(*sip, online.username, PASSWORD, source="127.0.0.3", user_agent="Phone/3.1")
+    assert registered.final() == OK
 
     page = page_text(admin.get("/clients"))
     listed = page_text(admin.get("/accounts?registered=y"))
