@@ -175,6 +175,11 @@ class Account(TimestampMixin, db.Model):
         return self.profile or self.group.profile
 
     @property
+    def waiting_for_activation(self) -> bool:
+        """A wizard account not yet activated and not disabled by staff: activating it enables it."""
+        return self.wizard and not self.enabled and not self.staff_disabled
+
+    @property
     def licence_holder(self) -> "Device | None":  # noqa: F821
         """The device the licence is bound to (licence_device holds its id), if it still exists."""
         return next((device for device in self.devices if str(device.id) == self.licence_device), None)

@@ -107,9 +107,7 @@ def create(data: dict[str, Any], *, wizard: bool, actor: StaffUser) -> Account:
         if problem := account_rules.wizard_number_problem(data["callerid"]):
             raise Invalid(problem.message, field=problem.field)
         profile = _profile(data.get("profile_id"))
-        if account_rules.lacks_profile(profile.id if profile else None, group.profile_id):
-            raise Invalid(f"Choose a provisioning profile: group {group.name} has none.",
-                          field="profile_id")
+        _require_profile(profile.id if profile else None, group)
     else:
         password = data["password"]
         check_password_strength(password, data["username"])
@@ -133,7 +131,9 @@ def create(data: dict[str, Any], *, wizard: bool, actor: StaffUser) -> Account:
 
 def update_account(account: Account, data: dict[str, Any], *, actor: StaffUser) -> Account:
     """Save a CSR's edit; the type and both virtual numbers stay as created."""
-    _group_for(data["group_id"], actor)
+    group = _group_for(data["group_id"], actor)
+    if account.wizard:
+        _require_profile(data.get("profile_id", account.profile_id), group)
     changed = sorted(name for name in account_rules.EDITABLE
                      if name in data and getattr(account, name) != data[name])
     data = account_rules.settle(data, account.account_type)
@@ -297,6 +297,12 @@ def _commit(account: Account, actor: StaffUser, action: str, **detail: Any) -> N
         # secondary_callerid before callerid: the one name holds the other
         field = next((field.name for field in reversed(account_rules.UNIQUE) if field.name in text), None)
         raise Conflict("That value is already used by another account.", field=field) from None
+
+
+def _require_profile(profile_id: int | None, group: Group) -> None:
+    """A wizard account's activation file needs a provisioning profile: its own, or its group's."""
+    if account_rules.lacks_profile(profile_id, group.profile_id):
+        raise Invalid(f"Choose a provisioning profile: group {group.name} has none.", field="profile_id")
 
 
 def _group_for(group_id: int, actor: StaffUser) -> Group:

@@ -70,7 +70,7 @@ def refusal(account: Account) -> str | None:
     """Why the SIP server refuses the account (its 403's reason), or None when it may register and call."""
     if account.enabled:
         return None
-    return "Account not activated" if account.wizard and not account.staff_disabled else "Account disabled"
+    return "Account not activated" if account.waiting_for_activation else "Account disabled"
 
 
 def subscriber_row(account: Account, realm: str) -> dict[str, Any]:

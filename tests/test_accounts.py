@@ -18,7 +18,7 @@ from models import (
     utcnow,
 )
 from services import account_rules, accounts, staff
-from tests.webtools import primed
+from tests.webtools import issue_link, primed
 
 SIP_PASSWORD = "Sip-password-1234"
 
@@ -297,6 +297,20 @@ def test_wizard_without_any_profile_shows_error_at_profile_and_writes_nothing(ap
     with app.app_context():
         assert db.session.scalar(select(func.count(AuditEvent.id)).where(
             AuditEvent.action == "account.create")) == 0
+
+
+def test_a_wizard_accounts_edit_cannot_leave_it_without_a_profile(app, admin, make_account, other_group,
+                                                                 profile):
+    account_id = make_account(wizard=True, group_id=other_group, profile_id=profile)  # its own profile
+
+    response = admin.post(f"/accounts/{account_id}/edit", edit_form(app, account_id, profile_id="0",
+                                                                     owner="Changed"))
+
+    assert response.status_code == 200
+    assert field_errors(response.get_data(as_text=True), "profile_id") == [
+        "Choose a provisioning profile: group Group B has none."]
+    row = snapshot(app, account_id)
+    assert (row["profile_id"], row["owner"]) == (profile, "Anna Meier")
 
 
 def test_wizard_in_group_without_profile_accepts_a_chosen_profile(app, admin, other_group, profile):
@@ -980,9 +994,31 @@ def test_status_fragment_shows_the_status_label(app, csr, make_account):
     assert "Installation SMS sent" in csr.get(f"/accounts/{account_id}/status").get_data(as_text=True)
 
 
-def test_status_fragment_says_a_wizard_account_is_disabled_until_activation(csr, make_account):
+def test_status_fragment_tells_waiting_for_activation_from_disabled_by_staff(csr, make_account):
     account_id = make_account(wizard=True)
-    assert "Disabled until activation" in csr.get(f"/accounts/{account_id}/status").get_data(as_text=True)
+    assert "Waiting for activation" in csr.get(f"/accounts/{account_id}/status").get_data(as_text=True)
+
+    csr.post(f"/accounts/{account_id}/disable")
+
+    status = csr.get(f"/accounts/{account_id}/status").get_data(as_text=True)
+    assert "Disabled by staff" in status and "Waiting for activation" not in status
+
+
+def test_a_wizard_account_waiting_for_activation_can_be_disabled_and_then_cannot_activate(
+        app, csr, make_account):
+    account_id = make_account(wizard=True)
+    page = csr.get(f"/accounts/{account_id}").get_data(as_text=True)
+    assert f"/accounts/{account_id}/disable" in page and f"/accounts/{account_id}/enable" in page
+    token = issue_link(app, account_id)
+
+    assert csr.post(f"/accounts/{account_id}/disable").status_code == 302
+
+    fetch = app.test_client().get(f"/m/{token}/activation", headers={"X-Provisio-Client": "2.4.1"})
+    assert fetch.status_code == 410
+    row = snapshot(app, account_id)
+    assert (row["enabled"], row["staff_disabled"]) == (False, True)
+    page = csr.get(f"/accounts/{account_id}").get_data(as_text=True)
+    assert f"/accounts/{account_id}/disable" not in page and f"/accounts/{account_id}/enable" in page
 
 
 def test_revoking_one_key_says_one_key(app, csr, make_account):
