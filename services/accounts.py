@@ -59,6 +59,11 @@ def list_page(user: StaffUser, *, before: keyset.Cursor = None, page_size: int =
                                      before=before, page_size=page_size))
 
 
+def count_matching(user: StaffUser, **filters: Any) -> int:
+    """How many accounts the list's filters find (see `filtered`)."""
+    return db.session.scalar(filtered(select(func.count(Account.id)), user, **filters))
+
+
 def filtered(query: Select, user: StaffUser, *, search: str = "", group_id: int | None = None,
              status: Status | None = None, online_since: datetime | None = None) -> Select:
     """The account list's filters on any account query: a Lucene `search` (services.search; a wrong one

@@ -10,7 +10,10 @@ from extensions import db
 from models import (
     Account,
     AuditEvent,
+    Channel,
     LicenceState,
+    Message,
+    MessageKind,
     PublicKey,
     RuleKind,
     Status,
@@ -18,7 +21,7 @@ from models import (
     utcnow,
 )
 from services import account_rules, accounts, staff
-from tests.webtools import issue_link, primed
+from tests.webtools import flashes, issue_link, primed
 
 SIP_PASSWORD = "Sip-password-1234"
 
@@ -853,6 +856,53 @@ def test_a_viewer_sees_no_button_leading_to_a_form_page(viewer, make_account):
     for path in ("/accounts/new", "/accounts/wizard", f"/accounts/{account_id}/edit",
                  f"/accounts/{account_id}/delete"):
         assert f'href="{path}"' not in pages
+
+
+def test_the_list_says_how_many_accounts_match_the_search(app, csr, make_account):
+    app.config["PAGE_SIZE"] = 2
+    for n in range(3):
+        make_account(owner=f"Counted Person {n}")
+    make_account(owner="Someone Else")
+
+    page = csr.get("/accounts?q=owner:counted").get_data(as_text=True)
+
+    assert "3 accounts match; 2 on this page." in page
+
+
+def test_a_row_of_the_list_sends_a_secure_link_without_opening_the_account(app, csr, make_account,
+                                                                           mail_settings):
+    account_id = make_account(owner="Quick Person", callerid="4401", email="quick@example.com")
+    page = csr.get("/accounts?q=owner:quick").get_data(as_text=True)
+    row_form = re.search(rf'<form method="post" action="/accounts/{account_id}/send" class="quick-send">'
+                         r"(.*?)</form>", page, re.S).group(1)
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', row_form))
+
+    response = csr.post(f"/accounts/{account_id}/send", {**fields, "kind": "link"})
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/accounts?q=owner:quick"
+    with app.app_context():
+        message = db.session.scalar(select(Message).where(Message.account_id == account_id))
+        assert (message.kind, message.channel) == (MessageKind.LINK, Channel.EMAIL)
+
+
+def test_the_bulk_action_has_no_default_and_the_destructive_ones_come_last(csr, make_account):
+    make_account()
+    page = csr.get("/accounts").get_data(as_text=True)
+    select_html = re.search(r'<select[^>]*name="action"[^>]*>(.*?)</select>', page, re.S).group(1)
+    options = re.findall(r'<option[^>]*value="([^"]*)"', select_html)
+
+    assert options[0] == "" and options[-2:] == ["enable", "disable"]
+    assert 'selected value="disable"' not in select_html and 'value="disable" selected' not in select_html
+
+
+def test_a_bulk_review_without_an_action_starts_nothing_and_says_why(app, csr, make_account):
+    account_id = make_account()
+    response = csr.post("/accounts/bulk", {"action": "", "scope": "selected", "ids": str(account_id)})
+
+    assert response.status_code == 302
+    assert ("error", "Choose an action and which accounts it applies to.") in flashes(
+        csr.get(response.headers["Location"]))
 
 
 def test_viewer_can_read_an_account_in_their_group(viewer, make_account):

@@ -131,8 +131,11 @@ class SendForm(FlaskForm):
 class BulkForm(FlaskForm):
     """A bulk action over the ticked accounts or the whole search; posted twice: review, then confirm."""
 
-    action = SelectField("Action",
-                         choices=[(action, bulk.describe(action)) for action in sorted(bulk.ACTIONS)])
+    # No action is chosen until the CSR picks one: the destructive ones come last, never first.
+    action = SelectField("Action", validators=[DataRequired()], default="", choices=[
+        ("", "Choose an action…"),
+        *[(action, bulk.describe(action)) for action in sorted(bulk.SENDS)],
+        ("enable", bulk.describe("enable")), ("disable", bulk.describe("disable"))])
     scope = RadioField("Apply to",
                        choices=[("selected", "Ticked accounts"), ("all", "Every account of this search")],
                        default="selected")

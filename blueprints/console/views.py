@@ -71,6 +71,11 @@ def new_key() -> str:
     return idempotency.new_value()
 
 
+# What each row of the account list can send without opening the account (the manual's quick actions).
+QUICK_SENDS = ((MessageKind.LINK, "Secure link"), (MessageKind.INSTALL, "Installation"),
+               (MessageKind.ACTIVATION, "Activation"))
+# The account list's filters, as its query string names them.
+LIST_FILTERS = ("q", "group", "status", "registered", "before")
 # Pages that exist only to change accounts: a viewer gets 403 on them at once, not on their submit.
 FORM_PAGES = frozenset({"console.account_new", "console.account_wizard", "console.account_edit",
                         "console.account_delete"})
@@ -130,7 +135,9 @@ def account_list():
     except (QueryError, BadCursor) as exc:  # the page keeps its search box, with the message under it
         form.q.errors = [*form.q.errors, exc.message]
         return render_template("console/accounts/list.html", form=form, page=None, bulk_form=bulk_form), 400
-    return render_template("console/accounts/list.html", form=form, page=page, bulk_form=bulk_form)
+    return render_template("console/accounts/list.html", form=form, page=page, bulk_form=bulk_form,
+                           total=accounts.count_matching(current_user, **_filters(form)),
+                           quick_kinds=QUICK_SENDS)
 
 
 @bp.route("/accounts/bulk", methods=["POST"])
@@ -237,6 +244,9 @@ def account_send(account_id: int):
         _queue(account, MessageKind(form.kind.data), Channel(form.channel.data), key=key)
     else:
         flash("Choose a message and a channel.", "error")
+    if request.form.get("from") == "list":  # a quick action: back to the list, with its filters
+        filters = {name: request.form[name] for name in LIST_FILTERS if request.form.get(name)}
+        return redirect(url_for(".account_list", **filters))
     return redirect(url_for(".account_detail", account_id=account.id))
 
 
