@@ -264,19 +264,20 @@ def test_a_desk_phone_with_another_groups_mac_says_taken_and_names_nothing_else_
     assert "bertha-desk" not in page_text(response) and "+41795550309" not in page_text(response)
 
 
-def test_editing_to_another_groups_number_says_taken_and_names_nothing_else_of_theirs(app, csr, mine, theirs):
+def test_editing_to_another_groups_username_says_taken_and_names_nothing_else_of_theirs(app, csr, mine,
+                                                                                         theirs):
+    typed = THEIR_VALUES["username"].upper()  # in other letters: one username all the same
     with app.app_context():
         account = db.session.get(Account, mine)
-        form = account_form(account.group_id, username=account.username, callerid=THEIR_VALUES["callerid"],
-                            owner=account.owner, email=account.email, password=None, password_repeat=None)
+        form = account_form(account.group_id, username=typed, callerid=None, owner=account.owner,
+                            email=account.email, password=None, password_repeat=None)
     form = {name: value for name, value in form.items() if value is not None and name != "account_type"}
 
     response = csr.post(f"/accounts/{mine}/edit", form)
 
     assert response.status_code == 200
-    assert field_errors(response, "callerid") == [
-        f"{THEIR_VALUES['callerid']} is already used by another account."]
-    assert leaked(page_text(response), typed=THEIR_VALUES["callerid"]) == []
+    assert field_errors(response, "username") == [f"{typed} is already used by another account."]
+    assert leaked(page_text(response), typed=typed) == []
 
 
 def test_a_race_lost_to_another_groups_account_names_nothing_of_theirs(app, csr, group, theirs, monkeypatch):
