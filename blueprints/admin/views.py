@@ -179,7 +179,8 @@ def settings_edit():
         else:
             flash("Settings saved.", "success")
             return redirect(url_for(".settings_edit"))
-    downloads = [(p, [(m, form[download_field(p, m)]) for m in models]) for p in platforms]
+    # By platform in the words the landing page uses ("iPhone", not ios), a field per security model.
+    downloads = [(Platform(p).label, [(m, form[download_field(p, m)]) for m in models]) for p in platforms]
     sms = [(provider, [form[gateway_field(provider, setting.key)] for setting in gateway.settings_fields])
            for provider, gateway in SMS_GATEWAYS.items()]
     return render_template("admin/settings/edit.html", form=form, downloads=downloads, sms=sms,

@@ -17,7 +17,7 @@ def sign_in(page, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
-def test_csr_creates_wizard_account_and_sees_it_disabled_until_activation(app, live_server, page, csr_id):
+def test_csr_creates_wizard_account_and_sees_it_waiting_for_activation(app, live_server, page, csr_id):
     sign_in(page, live_server, "carl")
     page.click("text=New account (wizard)")
     username = page.input_value("#username")
@@ -31,7 +31,7 @@ def test_csr_creates_wizard_account_and_sees_it_disabled_until_activation(app, l
     body = page.inner_text("main")
     assert f"Account {username} created." in body
     assert "+41795551234" in body
-    assert "disabled until activation" in body.lower()
+    assert "waiting for activation" in body.lower()
     assert page.errors == []
     with app.app_context():
         account = db.session.scalar(db.select(Account).where(Account.username == username))
