@@ -157,3 +157,18 @@ def test_a_blank_provider_secret_with_spaces_keeps_the_stored_one(app, blank):
         settings.save_typed({"sms": {"gateway": "", "vonage": {"api_secret": "kept-11"}}}, actor="test")
         settings.save_typed({"sms": {"gateway": "", "vonage": {"api_secret": blank}}}, actor="test")
         assert settings.for_gateways()["sms"]["vonage"]["api_secret"] == "kept-11"
+
+
+@pytest.mark.parametrize("url", ["itms-services://?action=download-manifest&url=https://x.test/app.plist",
+                                 "market://details?id=ch.example.voice", "ftp://files.example.test/app.apk"])
+def test_a_download_url_the_install_redirect_cannot_reach_is_refused_and_nothing_is_saved(app, admin, url):
+    form = next(form for form in forms(page_text(admin.get("/admin/settings"))) if form.method == "post"
+                and not form.action).data()
+    field = next(name for name in form if name.startswith("download_ios_"))
+
+    response = admin.post("/admin/settings", {**form, field: url})
+
+    assert response.status_code == 200
+    assert "the Install button redirects there" in page_text(response)
+    with app.app_context():
+        assert url not in str(settings.get("download_urls"))

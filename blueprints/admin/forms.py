@@ -21,7 +21,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from blueprints.forms_util import service_rule
 from gateways import SMS_GATEWAYS, SmtpGateway
 from gateways.base import SettingField
-from models import Role
+from models import Platform, Role
 from services import app_handoff
 
 _HOST = r"(?=.{1,253}(:|$))([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9-]{1,63}"
@@ -32,6 +32,12 @@ SIP_HOST = Regexp(rf"^{_HOST}$",
                   message="A host name such as sip.example.com; its port goes in SIP server port.")
 
 
+# Install answers with a redirect to the download URL, which the page's policy lets forms reach for web
+# origins only (headers.csp_with_form_targets): another scheme would be blocked in the browser.
+WEB_ADDRESS = Regexp(r"^https?://", flags=re.IGNORECASE,
+                     message="An https:// (or http://) address: the Install button redirects there, and "
+                             "a browser does not follow a redirect to another kind of link such as "
+                             "itms-services:.")
 # Settings and profile options are small: a deeper or longer value is a mistake or an attack (Python's JSON
 # parser and serialiser recurse: 5,000 levels raise RecursionError).
 MAX_JSON_DEPTH = 16
@@ -172,7 +178,8 @@ def settings_form(platforms: list[str], models: list[str]) -> type[SettingsForm]
     for platform in platforms:
         for model in models:
             setattr(Form, download_field(platform, model),
-                    URLField(f"{platform} / {model}", validators=[Optional(), URL(require_tld=False)]))
+                    URLField(f"{Platform(platform).label} / {model}",
+                             validators=[Optional(), URL(require_tld=False), WEB_ADDRESS]))
     return Form
 
 
