@@ -2,6 +2,7 @@
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -128,25 +129,22 @@ def worker(once: bool, idle: float, threads: int) -> None:
     """Deliver queued messages (the outbox) and run background jobs; run it beside the web server."""
     click.echo("Outbox worker started." if not once else "Delivering due messages.")
     app = current_app._get_current_object()
-    # Gateways answer slowly; several senders keep them busy. Each claims its own message.
+    # Gateways answer slowly; several senders keep them busy. Each claims its own message. One more
+    # thread does the process's chores, once each however many senders there are.
     with ThreadPoolExecutor(max_workers=threads + 1) as pool:
         loops = [pool.submit(_deliver_loop, app, once, idle) for _ in range(threads)]
-        if registrar.configured():
-            pool.submit(_registrar_loop, app, once)
+        chores = pool.submit(_chores_loop, app, once)
         handled = sum(future.result() for future in loops)
+        chores.result()
     click.echo(f"Handled {handled} {'task' if handled == 1 else 'tasks'} (messages and jobs).")
 
 
 def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
     """Claim and send messages until none is due (with --once); return how many were handled."""
-    handled, next_prune, next_beat = 0, 0.0, 0.0
+    handled = 0
     with app.app_context():
-        name, beat_every = health.worker_name(), app.config["WORKER_BEAT_SECONDS"]
         while True:
             try:
-                if time.monotonic() >= next_beat:  # /readyz tells a live worker from a stopped one
-                    health.worker_seen(name)
-                    next_beat = time.monotonic() + beat_every
                 delivered = messaging.run_once() or jobs.run_next(job_kinds.HANDLERS)
             except Exception:  # a broken message or a database hiccup must not stop the worker
                 app.logger.exception("outbox delivery failed; the message's lease lets it be retried")
@@ -154,12 +152,41 @@ def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
             db.session.remove()  # a fresh session per message: nothing stale between deliveries
             handled += delivered
             if not delivered:
-                if time.monotonic() >= next_prune:  # while idle: rate counters of long-ended windows go
-                    throttle.prune(older_than_seconds=PRUNE_COUNTERS_AFTER)
-                    next_prune = time.monotonic() + PRUNE_EVERY
                 if once:
                     return handled
                 time.sleep(idle)
+
+
+def _chores_loop(app: Flask, once: bool) -> None:
+    """Do each of the worker process's chores at its own interval (each once, with --once)."""
+    with app.app_context():
+        config, name = app.config, health.worker_name()
+        chores: list[tuple[float, Callable[[], object]]] = [
+            # /readyz tells a live worker from a stopped one.
+            (config["WORKER_BEAT_SECONDS"], lambda: health.worker_seen(name)),
+            # Rate counters of long-ended windows go.
+            (PRUNE_EVERY, lambda: throttle.prune(older_than_seconds=PRUNE_COUNTERS_AFTER)),
+        ]
+        if registrar.configured():
+            chores += [
+                # At start, then now and then: whatever changed while the SIP server's database was away.
+                (config["REGISTRAR_RESYNC_SECONDS"], registrar.sync),
+                (config["REGISTRAR_POLL_SECONDS"], devices.mark_registered_connected),
+            ]
+        due = [0.0] * len(chores)
+        while True:
+            for index, (every, chore) in enumerate(chores):
+                if time.monotonic() < due[index]:
+                    continue
+                try:
+                    chore()
+                except Exception:  # the database may be away for a while: the next turn tries again
+                    app.logger.exception("worker chore failed; it runs again in %s s", every)
+                db.session.remove()
+                due[index] = time.monotonic() + every
+            if once:
+                return
+            time.sleep(max(0.05, min(min(due) - time.monotonic(), 1.0)))
 
 
 @contextmanager
@@ -176,25 +203,6 @@ def _staff_user(username: str):
     if user is None:
         raise click.ClickException(f"No staff user {username}.")
     return user
-
-
-def _registrar_loop(app: Flask, once: bool) -> None:
-    """Turn registered accounts Connected every few seconds, and resync the SIP server now and then."""
-    poll, resync_every = app.config["REGISTRAR_POLL_SECONDS"], app.config["REGISTRAR_RESYNC_SECONDS"]
-    next_resync = 0.0  # at start: whatever changed while no worker ran
-    with app.app_context():
-        while True:
-            try:
-                if time.monotonic() >= next_resync:
-                    registrar.sync()
-                    next_resync = time.monotonic() + resync_every
-                devices.mark_registered_connected()
-            except Exception:  # the SIP server's database may be away for a while: try again later
-                app.logger.exception("registrar poll failed; retrying in %s s", poll)
-            db.session.remove()
-            if once:
-                return
-            time.sleep(poll)
 
 
 @click.command("registrar-init")

@@ -21,11 +21,11 @@ from contextlib import contextmanager
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import ratio, scratch_env  # noqa: E402
+from bench.common import ratio, scratch_env, sized  # noqa: E402
 
-SMALL = 10_000
-LARGE = 100_000
-RUNS = {SMALL: 3, LARGE: 2}
+SMALL = sized(10_000, 300)
+LARGE = sized(100_000, 1_000)
+RUNS = {SMALL: sized(3, 1), LARGE: sized(2, 1)}
 
 
 @contextmanager

@@ -12,13 +12,13 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import get, gunicorn, ratio, scratch_env, throughput  # noqa: E402
+from bench.common import get, gunicorn, ratio, scratch_env, sized, throughput  # noqa: E402
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
-ROUNDS = 9
-REQUESTS = 600  # GETs per round, for hello and for the landing page
-ACTIVATIONS = 250  # per round: each consumes one account's link
+ROUNDS = sized(9, 1)
+REQUESTS = sized(600, 50)  # GETs per round, for hello and for the landing page
+ACTIVATIONS = sized(250, 20)  # per round: each consumes one account's link
 
 
 def prepare(env: dict[str, str]) -> list[tuple[str, str]]:

@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import ROOT, ratio, scratch_env  # noqa: E402
+from bench.common import ROOT, ratio, scratch_env, sized  # noqa: E402
 from gateways.base import Outgoing  # noqa: E402
 from gateways.vonage import VonageGateway  # noqa: E402
 from tools.fake_providers import FakeVonage  # noqa: E402
 
-MESSAGES = 10_000
-GATEWAY_ALONE = 2_000
+MESSAGES = sized(10_000, 200)
+GATEWAY_ALONE = sized(2_000, 100)
 THREADS = 8
 LATENCY = 0.05
 VONAGE = {"api_key": "bench-key", "api_secret": "bench-secret", "sender": "Provisio"}
@@ -52,7 +52,7 @@ def prepare(env: dict[str, str], base_url: str) -> None:
         for start in range(0, MESSAGES, 1000):
             accounts = [Account(username=f"7{i:07d}", callerid=f"+4177{i:07d}", password_encrypted=password,
                                 group=group, wizard=True, enabled=False, security_model="end-to-end",
-                                link_version=1) for i in range(start, start + 1000)]
+                                link_version=1) for i in range(start, min(start + 1000, MESSAGES))]
             messages = [Message(account=account, kind=MessageKind.LINK, channel=Channel.SMS,
                                 recipient=account.callerid, gateway="vonage", link_version=1,
                                 requested_by="bench") for account in accounts]

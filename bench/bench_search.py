@@ -16,10 +16,10 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.common import ratio, scratch_env  # noqa: E402
+from bench.common import ratio, scratch_env, sized  # noqa: E402
 
-SIZES = (10_000, 100_000)
-REPEAT = 40
+SIZES = sized((10_000, 100_000), (300, 1_000))
+REPEAT = sized(40, 3)
 OWNERS = ("Anna", "Bruno", "Carla", "David", "Elena", "Franz", "Gina", "Hugo", "Ines", "Jonas")
 SURNAMES = ("Meier", "Müller", "Keller", "Weber", "Huber", "Schmid", "Frei", "Baumann", "Graf", "Roth")
 PLACES = ("Front", "Back", "Sales", "Support", "Lobby", "Hall", "Office", "Store", "Garage", "Kitchen")

@@ -111,6 +111,16 @@ def scratch_env() -> dict[str, str]:
     }
 
 
+# BENCH_SIZE=small runs every benchmark through at a size CI can afford: it proves each still runs (a
+# broken one fails the build), and its figures, printed with a "(small)" mark, measure nothing.
+SMALL_RUN = os.environ.get("BENCH_SIZE") == "small"
+
+
+def sized(full, small):
+    """The benchmark's size, or its small-run stand-in under BENCH_SIZE=small."""
+    return small if SMALL_RUN else full
+
+
 def ratio(name: str, value: float) -> None:
     """Print one figure in the form every benchmark uses."""
-    print(f"ratio {name} {value:.2f}", flush=True)
+    print(f"ratio {name} {value:.2f}" + (" (small)" if SMALL_RUN else ""), flush=True)

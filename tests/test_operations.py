@@ -213,3 +213,14 @@ def test_the_logs_of_a_whole_flow_hold_no_token_password_or_credential(app, csr,
     assert "GET /m/[masked] 200" in logged and "POST /api/client/v1/heartbeat 200" in logged
     for secret in (token, credential, sip_password, PASSWORD, "not the password", app.config["SECRET_KEY"]):
         assert secret not in logged
+
+
+def test_a_worker_of_many_threads_notes_its_beat_once_and_logs_no_failure(app, caplog):
+    caplog.set_level(logging.ERROR)
+
+    output = run_worker(app, threads=8)
+
+    assert "Handled 0 tasks" in output
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+    with app.app_context():
+        assert len(db.session.scalars(select(WorkerBeat)).all()) == 1
