@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import secrets
@@ -11,6 +12,7 @@ from datetime import timedelta
 import click
 from cryptography.fernet import Fernet
 from flask import Response
+from sqlalchemy.engine import make_url
 
 from services import app_handoff
 from services.errors import Invalid
@@ -226,7 +228,8 @@ def _read_instance_secrets(app) -> None:
 
 
 def write_instance(app) -> str | None:
-    """Make what the app keeps in its instance folder: the folder, and the secrets if it has none yet.
+    """Make what the app keeps in its instance folder: the folder, the secrets if it has none yet, and
+    a SQLite database file not there yet, each readable by the service's user alone.
 
     For `flask setup` alone (the factory only reads). Only a development app can be without its
     secrets here: any other refused to start. Returns the path of the secrets file it wrote, if any.
@@ -234,11 +237,26 @@ def write_instance(app) -> str | None:
     missing = missing_secrets(app)
     if missing or app.config["SQLALCHEMY_DATABASE_URI"] == _instance_database(app):
         os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    _create_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
     if not missing:
         return None
     path = os.path.join(app.instance_path, SECRETS_FILE)
     _write_secrets(path)
     return path
+
+
+def _create_sqlite_file(url: str) -> None:
+    """Create a SQLite database that does not exist yet as an empty file of mode 0600.
+
+    SQLite would create it with the umask of whoever runs `flask setup` (world-readable under the
+    usual 022), and gives its -wal and -shm files the database file's mode.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    # There already, or no folder (SQLite's own error says so then).
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(parsed.database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def missing_secrets(app) -> list[str]:

@@ -14,7 +14,7 @@ from werkzeug.routing import AnyConverter
 import headers
 from app import create_app
 from extensions import db
-from models import Account, Channel, MessageKind, Profile
+from models import Account, Channel, MessageKind, Profile, Role
 from services import bulk, groups, imports, links, messaging, staff
 from tests.support import KEY, PASSWORD, Client, make_config
 from tests.webtools import page_text
@@ -351,6 +351,25 @@ def test_setup_writes_owner_only_secrets_that_every_later_start_reads(empty_inst
     for started in (first, app):
         with started.app_context():
             db.engine.dispose()
+
+
+def test_setup_under_a_world_readable_umask_makes_a_database_only_its_user_reads(empty_instance, tmp_path):
+    """An operator's shell (umask 022) runs `flask setup`: the database and its journal stay 0600."""
+    folder = tmp_path / "elsewhere"  # DATABASE_URL may point outside the instance folder
+    folder.mkdir()
+    app = create_app({**PRODUCTION, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'provisio.db'}"})
+    previous = os.umask(0o022)
+    try:
+        result = app.test_cli_runner().invoke(args=["setup"])
+        with app.app_context():  # a write while the file is open: its -wal and -shm files exist now
+            staff.create(username="second", password=PASSWORD, role=Role.CSR, group_ids=[], actor="test")
+            modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
+            db.engine.dispose()
+    finally:
+        os.umask(previous)
+
+    assert result.exit_code == 0, result.output
+    assert modes == {"provisio.db": 0o600, "provisio.db-wal": 0o600, "provisio.db-shm": 0o600}
 
 
 @pytest.mark.parametrize(("url", "added"), [

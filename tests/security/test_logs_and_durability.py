@@ -23,6 +23,7 @@ from app import create_app
 from extensions import db
 from models import AuditEvent, Message, MessageStatus, utcnow
 from services import settings
+from tests.deploy.shipped import nginx_binary, nginx_command, nginx_main, nginx_site, self_signed
 from tests.mail import free_port
 from tests.support import make_config
 from tests.webtools import page_text, run_worker, sign_in, wait_for_port
@@ -131,39 +132,11 @@ def test_a_bug_on_a_link_page_is_logged_without_the_token(app, monkeypatch, capl
 
 # -- 1. nginx as deploy/nginx.conf configures it ----------------------------------------------------
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A throwaway certificate for activate.example.com, made with `cryptography`."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "activate.example.com")])
-    now = utcnow()
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("activate.example.com")]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-def substitute(text: str, old: str, new: str) -> str:
-    assert text.count(old) == 1, f"deploy/nginx.conf no longer has exactly one {old!r}"
-    return text.replace(old, new)
-
-
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory):
     """The shipped nginx.conf on free loopback ports, in front of a stand-in upstream; nginx is a child
     of the test (missing nginx fails in CI and skips elsewhere, like Chromium)."""
-    binary = next((path for path in ("/usr/sbin/nginx", "/usr/bin/nginx") if os.path.exists(path)), None)
+    binary = nginx_binary()
     if binary is None:
         if os.environ.get("CI"):
             pytest.fail("nginx is not installed; .ci/run installs the nginx-light package")
@@ -171,30 +144,13 @@ def nginx(tmp_path_factory):
     directory = tmp_path_factory.mktemp("nginx")
     cert, key = self_signed(directory)
     tls, plain, upstream = free_port(), free_port(), free_port()
-    site = (ROOT / "deploy" / "nginx.conf").read_text()
-    for old, new in [
-        ("listen 443 ssl http2;", f"listen 127.0.0.1:{tls} ssl http2;"),
-        ("listen 80;", f"listen 127.0.0.1:{plain};"),
-        ("/etc/letsencrypt/live/activate.example.com/fullchain.pem", str(cert)),
-        ("/etc/letsencrypt/live/activate.example.com/privkey.pem", str(key)),
-        ("http://127.0.0.1:8000", f"http://127.0.0.1:{upstream}"),
-        ("alias /opt/provisio/static/;", f"alias {ROOT}/static/;"),
-    ]:
-        site = substitute(site, old, new)
-    site = site.replace("/var/log/nginx/provisio.access.log", str(directory / "access.log"))
-    (directory / "site.conf").write_text(site)
-    temp = "".join(f"{kind}_temp_path {directory}/{kind};\n"
-                   for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    mime = "include /etc/nginx/mime.types;" if os.path.exists("/etc/nginx/mime.types") else ""
-    (directory / "nginx.conf").write_text(
-        f"daemon off; master_process off; pid {directory}/nginx.pid; error_log {directory}/error.log info;\n"
-        # Debian's http {} block logs "combined" to access.log; a server's own access_log replaces it.
-        f"events {{ worker_connections 64; }}\nhttp {{ {mime}\n{temp} access_log {directory}/access.log;\n"
-        f"include {directory}/site.conf; }}\n")
+    site = directory / "site.conf"
+    site.write_text(nginx_site(tls=tls, plain=plain, upstream=upstream, cert=cert, key=key,
+                               access_log=directory / "access.log"))
+    (directory / "nginx.conf").write_text(nginx_main(directory, site))
     stand_in = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(upstream)],
                                 cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = subprocess.Popen([binary, "-p", str(directory), "-e", str(directory / "error.log"),
-                               "-c", str(directory / "nginx.conf")],
+    server = subprocess.Popen(nginx_command(binary, directory, directory / "nginx.conf"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(upstream, stand_in, "the stand-in upstream")
