@@ -7,8 +7,12 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 # A local run serves plain HTTP on loopback: cookies cannot be Secure there, and links, QR codes and
 # activation files point at this server (until Settings stores another public base URL).
+# E-mail goes to a local catcher that keeps it for the console's Caught e-mail page (MAIL_PORT=25
+# CAUGHT_MAIL_DIR= make run sends through a relay on this machine instead).
+MAIL_CATCHER_PORT ?= 1025
 RUN_ENV := PROVISIO_ENV=$${PROVISIO_ENV:-development} SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-0} \
-	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)}
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} MAIL_PORT=$${MAIL_PORT:-$(MAIL_CATCHER_PORT)} \
+	CAUGHT_MAIL_DIR=$${CAUGHT_MAIL_DIR-$(CURDIR)/instance/caught-mail}
 
 # `make sip` runs a local SIP server (Kamailio) on Provisio's SQLite registrar files; `make run SIP=1`
 # starts Provisio wired to it (docs/operations.md, "Running the SIP server").
@@ -31,9 +35,10 @@ setup: $(VENV)/.installed
 	$(RUN_ENV) $(FLASK) setup
 
 run: setup
-	@echo "Provisio console: http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the worker)"
-	@$(RUN_ENV) $(FLASK) worker & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	@echo "Provisio console: http://$(HOST):$(PORT)/  (Ctrl-C stops the server, the worker and the mail catcher)"
+	@$(PY) -m tools.mail_catcher --port $(MAIL_CATCHER_PORT) --folder instance/caught-mail & catcher=$$!; \
+	$(RUN_ENV) $(FLASK) worker & worker=$$!; \
+	trap 'kill $$worker $$catcher 2>/dev/null' EXIT INT TERM; \
 	$(RUN_ENV) $(FLASK) run --host $(HOST) --port $(PORT)
 
 seed: setup

@@ -111,6 +111,8 @@ class Config:
     APP_URI_SCHEME = os.environ.get("APP_URI_SCHEME", "provisio")
     DOWNLOAD_URLS: dict[str, str] = json.loads(os.environ.get("DOWNLOAD_URLS", "{}"))
     APPLICATIONS: dict[str, str] = json.loads(os.environ.get("APPLICATIONS", "{}"))
+    # Development only: where tools/mail_catcher.py keeps the e-mail `make run` sends (Caught e-mail page).
+    CAUGHT_MAIL_DIR = os.environ.get("CAUGHT_MAIL_DIR") or None
     MAIL_GATEWAY = {
         "mode": os.environ.get("MAIL_MODE", "smtp"),  # "smtp" (relay) or "gmail"
         "host": os.environ.get("MAIL_HOST", "127.0.0.1"),
@@ -187,6 +189,9 @@ def load_secrets(app) -> None:
         )
     if environment == "production" and app.debug:
         raise ConfigError("Refusing to start in production with DEBUG on.")
+    if environment == "production" and app.config.get("CAUGHT_MAIL_DIR"):
+        raise ConfigError("Refusing to start in production with CAUGHT_MAIL_DIR set: e-mail is for the end "
+                          "users, not for a folder (tools/mail_catcher.py is for development).")
     if missing_secrets(app):
         _read_instance_secrets(app)
     if missing := missing_secrets(app):

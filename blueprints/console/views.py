@@ -35,6 +35,7 @@ from services import (
     audit,
     backup,
     bulk,
+    caught_mail,
     devices,
     exports,
     groups,
@@ -198,6 +199,15 @@ def bulk_poll(job_id: int):
     """Return the progress block that the bulk action's page polls."""
     job = jobs.get_visible(job_id, current_user, kind=bulk.KIND)
     return render_template("console/accounts/_bulk_running.html", job=job)
+
+
+@bp.route("/caught-mail")
+def caught_mail_list():
+    """In development, show the e-mail the local catcher kept, its links ready to open."""
+    if not caught_mail.enabled():
+        abort(404)
+    return render_template("console/caught_mail.html", mails=caught_mail.recent(),
+                           folder=current_app.config["CAUGHT_MAIL_DIR"])
 
 
 @bp.route("/clients")
