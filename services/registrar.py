@@ -38,6 +38,7 @@ from services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
+SYNC_ATTEMPTS = 3  # writes of one chunk while its accounts keep changing under it
 CHUNK = 500  # accounts per registrar transaction: short ones, in bounded memory for a 100,000-row import
 # Kamailio's configuration; it reads its settings from these environment variables, Provisio's own.
 KAMAILIO_CFG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "deploy", "kamailio", "kamailio.cfg")
@@ -187,9 +188,36 @@ def kamailio_command(runtime_dir: str) -> list[str]:
 
 
 def _sync_chunk(ids: list[int], realm: str) -> list[str]:
-    """Rewrite the rows of some accounts in one short transaction; return the usernames to end."""
+    """Rewrite the rows of some accounts; return the usernames to end.
+
+    Two syncs of one account may overlap (the worker's full resync, a change's own): the one that read
+    first may write last. So a chunk whose accounts changed while it was written is written again, from
+    what committed meanwhile, until nothing moved under it (or SYNC_ATTEMPTS gave up, and said so).
+    """
+    ended: list[str] = []
+    for _ in range(SYNC_ATTEMPTS):
+        db.session.rollback()  # a fresh snapshot: what has committed by now
+        written = _write_chunk(ids, realm, ended)
+        db.session.rollback()
+        if _versions(ids) == written:
+            return ended
+    logger.warning("the SIP server's rows of %d accounts kept changing while written; the next sync "
+                   "writes them again", len(ids))
+    return ended
+
+
+def _versions(ids: list[int]) -> dict[int, Any]:
+    """Each existing account's last change (updated_at moves on every write to the row)."""
+    return dict(db.session.execute(select(Account.id, Account.updated_at).where(Account.id.in_(ids))).all())
+
+
+def _write_chunk(ids: list[int], realm: str, ended: list[str]) -> dict[int, Any]:
+    """Rewrite the rows of some accounts in one short transaction, adding the usernames to end to `ended`;
+    return the versions (see _versions) the rows were written from."""
     query = select(Account).where(Account.id.in_(ids)).options(selectinload(Account.rules))
-    rows = [subscriber_row(account, realm) for account in db.session.scalars(query)]
+    read = list(db.session.scalars(query))
+    versions = {account.id: account.updated_at for account in read}
+    rows = [subscriber_row(account, realm) for account in read]
     number_rows = [{"account_id": row["account_id"], "number": number, "username": row["username"],
                     "domain": realm}
                    for row in rows for number in (row["callerid"], row["secondary_callerid"]) if number]
@@ -208,7 +236,8 @@ def _sync_chunk(ids: list[int], realm: str) -> list[str]:
             connection.execute(insert(subscriber), rows)
         if number_rows:
             connection.execute(insert(numbers), number_rows)
-    return [username for account_id, username in before if accepted.get(account_id) != username]
+    ended += [username for account_id, username in before if accepted.get(account_id) != username]
+    return versions
 
 
 def _drop_orphans() -> list[str]:
