@@ -32,7 +32,10 @@ class OrangeGateway:
     settings_fields = (SettingField("client_id", "Client id"),
                        SettingField("client_secret", "Client secret", secret=True),
                        SettingField("sender_address", "Sender address (+country number)"),
-                       SettingField("sender_name", "Sender name (optional)"), sms_http.BASE_URL_FIELD)
+                       SettingField("sender_name", "Sender name (optional)"),
+                       sms_http.MAX_PARTS_FIELD, sms_http.BASE_URL_FIELD)
+    # Orange's SMS API pages we found name no longest message: the shared default stands.
+    default_max_parts = sms_http.DEFAULT_MAX_PARTS
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.client_id = settings.get("client_id") or ""
@@ -41,6 +44,7 @@ class OrangeGateway:
         self.sender = "tel:" + (number if number.startswith("+") else "+" + number)
         self.sender_name = settings.get("sender_name") or ""
         self.base_url = (settings.get("base_url") or BASE_URL).rstrip("/")
+        self.max_parts = sms_http.max_parts(settings, self.default_max_parts)
         secret = hashlib.sha256(self.client_secret.encode()).hexdigest()
         self._cache_key = (self.base_url, self.client_id, secret)
 
