@@ -102,10 +102,15 @@ def json_of(response: requests.Response) -> dict[str, Any]:
 
 
 def unexpected(provider: str, response: requests.Response) -> Result:
-    """An answer that is not the provider's documented JSON: judge by the HTTP status, keep a short excerpt."""
-    excerpt = " ".join(response.text.split())[:200]
-    return Result(by_http_status(response.status_code),
-                  detail=f"{provider} answered HTTP {response.status_code}: {excerpt or response.reason}")
+    """An answer that is not the provider's documented JSON: judge by the HTTP status and say so in a short
+    sentence; a proxy's or server's HTML error page is named, never shown (a CSR reads this)."""
+    status = f"HTTP {response.status_code}" + (f" {response.reason}" if response.reason else "")
+    text = " ".join(response.text.split())
+    if "html" in response.headers.get("Content-Type", "").lower() or text.startswith("<"):
+        detail = f"{provider} answered {status} with an error page instead of its API's answer; try again later."
+    else:
+        detail = f"{provider} answered {status}" + (f": {text[:200]}" if text else ".")
+    return Result(by_http_status(response.status_code), detail=detail)
 
 
 def check_international(number: str) -> None:

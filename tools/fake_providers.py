@@ -260,7 +260,9 @@ class FakeAspsms(FakeProvider):
 class FakeOrange(FakeProvider):
     """api.orange.com: /oauth/v3/token (Basic client_id:client_secret) and the SMS outbound requests.
 
-    Extra failure: "throttle" (429, code 53). `token_requests` counts tokens handed out;
+    Extra failures: "throttle" (429, code 53) and "no_bundle" (403 with `no_bundle_body`: the pages of
+    Orange we found do not show this answer's shape, so a test can set the ones it guards against).
+    `token_requests` counts tokens handed out;
     `expire_tokens()` makes every token handed out so far answer 401 "Expired credentials".
     """
 
@@ -270,6 +272,8 @@ class FakeOrange(FakeProvider):
         self.expires_in = expires_in
         self.tokens: dict[str, float] = {}
         self.token_requests = 0
+        self.no_bundle_body: Any = {"requestError": {"policyException": {
+            "messageId": "POL0001", "text": "Policy error: %1", "variables": ["Insufficient SMS bundle balance"]}}}
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -304,6 +308,8 @@ class FakeOrange(FakeProvider):
             refusal = 429, {"code": 53, "message": "Too many requests",
                             "description": "The application has made too many calls and has exceeded the rate "
                                            "limit for this service."}
+        if refusal is None and failure == "no_bundle":
+            refusal = 403, self.no_bundle_body
         outbound = (request.json() or {}).get("outboundSMSMessageRequest") or {}
         refusal = refusal or self._refuse_request(outbound, sender)
         if refusal is not None:
