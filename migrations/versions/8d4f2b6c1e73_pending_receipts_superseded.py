@@ -29,7 +29,7 @@ def upgrade():
     sa.Column('detail', sa.Text(), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_pending_receipts')),
-    sa.UniqueConstraint('gateway', 'provider_id', name=op.f('uq_pending_receipts_gateway_provider_id'))
+    sa.UniqueConstraint('gateway', 'provider_id', name=op.f('uq_pending_receipts_gateway'))
     )
     with op.batch_alter_table('pending_receipts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_pending_receipts_received_at'), ['received_at'], unique=False)
