@@ -250,7 +250,9 @@ def _apply_pending(gateway: str, provider_id: str) -> bool:
     if kept is None or not _apply_receipt(gateway, provider_id, kept.status, kept.detail):
         db.session.rollback()
         return False
-    db.session.delete(kept)
+    # The worker and the callback may both get here for one receipt: a statement, not the ORM's delete,
+    # so the one that finds the row already gone is not an error.
+    db.session.execute(delete(PendingReceipt).where(PendingReceipt.id == kept.id))
     db.session.commit()
     return True
 
