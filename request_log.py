@@ -60,6 +60,8 @@ def _configure(log_format: str) -> None:
         logger.setLevel(logging.INFO)
         logger.propagate = False
         redact.install(logger)
+    # The development server's own request lines (flask run) name the path too.
+    redact.install(logging.getLogger("werkzeug"))
     for handler in (*logger.handlers, default_handler):
         if not any(isinstance(existing, RequestIdFilter) for existing in handler.filters):
             handler.addFilter(RequestIdFilter())

@@ -9,7 +9,7 @@ from gateways.mail_smtp import SmtpGateway
 from gateways.orange import OrangeGateway
 from gateways.vonage import VonageGateway
 
-__all__ = ["SMS_GATEWAYS", "Gateway", "Outgoing", "Result", "SmtpGateway", "for_settings"]
+__all__ = ["SMS_GATEWAYS", "Gateway", "SmsGateway", "Outgoing", "Result", "SmtpGateway", "for_settings"]
 
 
 class Gateway(Protocol):
@@ -23,8 +23,15 @@ class Gateway(Protocol):
     def send(self, message: Outgoing) -> Result: ...
 
 
+class SmsGateway(Gateway, Protocol):
+    """An SMS gateway also knows the longest SMS its account may send."""
+
+    default_max_parts: int  # in parts, when the settings name none
+    max_parts: int          # in parts, as these settings allow
+
+
 # The name stored in settings["sms"]["gateway"] (and on every message) -> its gateway.
-SMS_GATEWAYS: dict[str, type[Gateway]] = {
+SMS_GATEWAYS: dict[str, type[SmsGateway]] = {
     AspsmsGateway.name: AspsmsGateway,
     OrangeGateway.name: OrangeGateway,
     ClickatellGateway.name: ClickatellGateway,

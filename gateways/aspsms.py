@@ -1,7 +1,7 @@
 """SMS through the ASPSMS JSON API: one POST of the message to SendSimpleTextSMS.
 
 Settings: `userkey` (the UserKey, sent as UserName), `password` (the API password), `originator`
-(up to 11 letters and digits, or an unlocked phone number) and `base_url`.
+(up to 11 letters and digits, or an unlocked phone number), `max_parts` and `base_url`.
 """
 
 from typing import Any
@@ -21,13 +21,17 @@ class AspsmsGateway:
     name = "aspsms"
     settings_fields = (SettingField("userkey", "Userkey"),
                        SettingField("password", "API password", secret=True),
-                       SettingField("originator", "Originator"), sms_http.BASE_URL_FIELD)
+                       SettingField("originator", "Originator", check=sms_http.check_originator("ASPSMS")),
+                       sms_http.MAX_PARTS_FIELD, sms_http.BASE_URL_FIELD)
+    # ASPSMS's public API pages we found name no longest message: the shared default stands.
+    default_max_parts = sms_http.DEFAULT_MAX_PARTS
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.userkey = settings.get("userkey") or ""
         self.password = settings.get("password") or ""
         self.originator = settings.get("originator") or ""
         self.base_url = (settings.get("base_url") or BASE_URL).rstrip("/")
+        self.max_parts = sms_http.max_parts(settings, self.default_max_parts)
 
     def send(self, message: Outgoing) -> Result:
         """Hand the SMS to ASPSMS."""

@@ -1,8 +1,9 @@
 """What every gateway takes and returns, and how it declares the settings it reads."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 
 class Outcome(StrEnum):
@@ -37,14 +38,49 @@ class SettingField:
 
     A secret is stored encrypted (as `<key>_encrypted`) and never shown again; a blank one keeps the
     stored secret, a blank plain value is not stored (the gateway's default applies). `kind` says what
-    the form checks: text, a URL, a host name, a port, one of `choices`, a check box or a sender address.
+    the form checks: text, a URL, a host name, a port, a count (1-255), one of `choices`, a check box or a
+    sender address.
     """
 
     key: str
     label: str
     secret: bool = False
-    kind: Literal["text", "url", "host", "port", "choice", "check", "address"] = "text"
+    kind: Literal["text", "url", "host", "port", "count", "choice", "check", "address"] = "text"
     required: bool = False
     max_length: int = 256
     choices: tuple[tuple[str, str], ...] = ()
     description: str = ""
+    # The provider's own rule for the value (a sender's length, say): returns it normalised or raises
+    # ValueError with a sentence for the admin. The form and the settings service both apply it.
+    check: Callable[[str], str] | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a provider's delivery receipt says: its message id, "delivered", "failed" or None while the
+    message is still on its way, and the provider's own words for the CSR."""
+
+    provider_id: str
+    status: Literal["delivered", "failed"] | None
+    detail: str = ""
+
+
+PROVIDER_ID_MAX = 128  # the column that keeps a provider's message id (models/message.py)
+
+
+def field_text(data: Any, *keys: str, limit: int = 200) -> str:
+    """The first of `keys` in a receipt that holds a short string or number, stripped; "" otherwise.
+
+    A receipt is whatever reached a public URL: a list, a huge number or a nested object is not a value
+    the provider documents, so it is read as absent rather than trusted or converted.
+    """
+    if not isinstance(data, dict):
+        return ""
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            continue
+        text = value.strip() if isinstance(value, str) else str(value) if abs(value) < 10**9 else ""
+        if text and len(text) <= limit:
+            return text
+    return ""

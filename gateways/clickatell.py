@@ -1,7 +1,7 @@
 """SMS through the Clickatell Platform REST API: one POST to /messages with the integration's API key.
 
 Settings: `api_key` (the integration's key, sent as the Authorization header), `sender` (optional: a
-two-way integration's number; one-way integrations must leave it empty) and `base_url`.
+two-way integration's number; one-way integrations must leave it empty), `max_parts` and `base_url`.
 Delivery reports arrive on the integration's status callback; `parse_receipt` reads them.
 """
 
@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateways import sms_http
-from gateways.base import Outcome, Outgoing, Result, SettingField
+from gateways.base import PROVIDER_ID_MAX, Outcome, Outgoing, Receipt, Result, SettingField, field_text
 
 BASE_URL = "https://platform.clickatell.com"
 # Clickatell error codes worth another try: 130 maximum MT limit exceeded, 901 internal error.
@@ -23,17 +23,31 @@ FAILED_NAMES = frozenset({"error_with_message", "user_cancelled_message_delivery
                           "routing_error", "message_expired", "out_of_credit", "maximum_mt_limit_exceeded"})
 
 
+def check_sender(value: str) -> str:
+    """A two-way integration's number: international digits, up to 15, the + optional."""
+    number = value.strip().removeprefix("+")
+    if not (number.isascii() and number.isdigit() and 7 <= len(number) <= 15):
+        raise ValueError("Clickatell takes the integration's two-way number as a sender, "
+                         "+<country><number> (up to 15 digits), or nothing.")
+    return number
+
+
 class ClickatellGateway:
     """Send one SMS with Clickatell; map its error codes to sent, transient or permanent."""
 
     name = "clickatell"
     settings_fields = (SettingField("api_key", "API key", secret=True),
-                       SettingField("sender", "Sender (two-way numbers only)"), sms_http.BASE_URL_FIELD)
+                       SettingField("sender", "Sender (two-way numbers only)", check=check_sender),
+                       sms_http.MAX_PARTS_FIELD, sms_http.BASE_URL_FIELD)
+    # Clickatell's documentation: an integration sends at most 3 parts unless its settings allow more
+    # (up to 35 when no character needs escaping).
+    default_max_parts = 3
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.api_key = settings.get("api_key") or ""
         self.sender = (settings.get("sender") or "").lstrip("+")
         self.base_url = (settings.get("base_url") or BASE_URL).rstrip("/")
+        self.max_parts = sms_http.max_parts(settings, self.default_max_parts)
 
     def send(self, message: Outgoing) -> Result:
         """Hand the SMS to Clickatell."""
@@ -63,18 +77,22 @@ class ClickatellGateway:
                       detail=f"Clickatell: {error['error']}{description} (error {code})")
 
 
-def parse_receipt(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """Read a status callback: (apiMessageId, "delivered" | "failed", or None while it is on its way)."""
-    provider_id = data.get("messageId") or data.get("apiMessageId") or None
+def parse_receipt(data: Mapping[str, Any]) -> Receipt | None:
+    """Read a status callback; None when it names no message. Any body is safe to read: only short
+    strings and small numbers of the documented fields count."""
+    provider_id = field_text(data, "messageId", "apiMessageId", limit=PROVIDER_ID_MAX)
+    if not provider_id:
+        return None
+    words = field_text(data, "statusDescription", "status")
     for key in ("statusCode", "status", "statusDescription"):
-        value = str(data.get(key) or "").strip()
-        if value.isdigit():
+        value = field_text(data, key, limit=64)
+        if value.isascii() and value.isdigit():  # "004"; never int() of an unbounded or non-ASCII string
             code = int(value)
-            return provider_id, _verdict(code, DELIVERED_CODES, FAILED_CODES)
+            return Receipt(provider_id, _verdict(code, DELIVERED_CODES, FAILED_CODES), _detail(words, value))
         if value:
             name = value.lower().replace(" ", "_")
-            return provider_id, _verdict(name, DELIVERED_NAMES, FAILED_NAMES)
-    return provider_id, None
+            return Receipt(provider_id, _verdict(name, DELIVERED_NAMES, FAILED_NAMES), _detail(words, ""))
+    return Receipt(provider_id, None)
 
 
 def _verdict(status: int | str, delivered: frozenset, failed: frozenset) -> str | None:
@@ -84,3 +102,7 @@ def _verdict(status: int | str, delivered: frozenset, failed: frozenset) -> str 
     if status in failed:
         return "failed"
     return None
+
+
+def _detail(words: str, code: str) -> str:
+    return f"Clickatell: {words or 'status'}" + (f" (status {code})" if code else "")

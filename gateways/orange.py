@@ -32,7 +32,10 @@ class OrangeGateway:
     settings_fields = (SettingField("client_id", "Client id"),
                        SettingField("client_secret", "Client secret", secret=True),
                        SettingField("sender_address", "Sender address (+country number)"),
-                       SettingField("sender_name", "Sender name (optional)"), sms_http.BASE_URL_FIELD)
+                       SettingField("sender_name", "Sender name (optional)"),
+                       sms_http.MAX_PARTS_FIELD, sms_http.BASE_URL_FIELD)
+    # Orange's SMS API pages we found name no longest message: the shared default stands.
+    default_max_parts = sms_http.DEFAULT_MAX_PARTS
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.client_id = settings.get("client_id") or ""
@@ -41,6 +44,7 @@ class OrangeGateway:
         self.sender = "tel:" + (number if number.startswith("+") else "+" + number)
         self.sender_name = settings.get("sender_name") or ""
         self.base_url = (settings.get("base_url") or BASE_URL).rstrip("/")
+        self.max_parts = sms_http.max_parts(settings, self.default_max_parts)
         secret = hashlib.sha256(self.client_secret.encode()).hexdigest()
         self._cache_key = (self.base_url, self.client_id, secret)
 
@@ -100,15 +104,35 @@ class OrangeGateway:
 
 def describe(body: dict[str, Any]) -> str:
     """Orange's own words from any of its three error shapes: OAuth, gateway, and OneAPI requestError."""
-    if "requestError" in body:
-        for kind, exception in dict(body["requestError"]).items():
-            text = str(exception.get("text") or kind)
-            variables = exception.get("variables") or []
-            for index, value in enumerate([variables] if isinstance(variables, str) else variables, start=1):
-                text = text.replace(f"%{index}", str(value))
-            return f"{exception.get('messageId', kind)} {text}"
-    if "code" in body:
-        return f"{body.get('message', '')}: {body.get('description', '')} (code {body['code']})"
-    if "error" in body:
+    errors = body.get("requestError")
+    for kind, exception in (errors.items() if isinstance(errors, dict) else ()):
+        if not isinstance(exception, dict):
+            continue
+        text = str(exception.get("text") or kind)
+        variables = exception.get("variables") or []
+        for index, value in enumerate([variables] if isinstance(variables, str) else variables, start=1):
+            text = text.replace(f"%{index}", str(value))
+        return f"{exception.get('messageId', kind)} {text}"
+    if "code" in body and (words := [str(body[key]) for key in ("message", "description") if body.get(key)]):
+        return f"{': '.join(words)} (code {body['code']})"
+    if isinstance(body.get("error"), str):
         return f"{body['error']}: {body.get('error_description', '')}"
-    return ""
+    # Any other shape: whatever words it carries ("Insufficient SMS bundle balance"), rather than none.
+    return "; ".join(dict.fromkeys(_words(body)))[:300]
+
+
+_WORD_KEYS = ("message", "description", "text", "error_description", "error", "detail", "details")
+
+
+def _words(value: Any, depth: int = 0) -> list[str]:
+    """The human sentences of an error body of unknown shape, in order, a few levels deep."""
+    if depth > 3:
+        return []
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, dict):
+        keys = [key for key in _WORD_KEYS if key in value] or list(value)[:5]
+        return [word for key in keys for word in _words(value[key], depth + 1)]
+    if isinstance(value, list):
+        return [word for item in value[:5] for word in _words(item, depth + 1)]
+    return []

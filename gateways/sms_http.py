@@ -2,6 +2,7 @@
 
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -21,6 +22,37 @@ GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
 GSM7 = GSM7_BASIC | GSM7_EXTENDED
 # Every SMS gateway's last setting: a stand-in's or a regional endpoint's URL instead of the provider's.
 BASE_URL_FIELD = SettingField("base_url", "Base URL (empty: the provider's)", kind="url")
+# The longest SMS an account may send, in parts. Providers set it per account or contract, so it is a
+# setting; a blank one is DEFAULT_MAX_PARTS (each gateway's `default_max_parts` says where its comes from).
+DEFAULT_MAX_PARTS = 6
+MAX_PARTS_FIELD = SettingField("max_parts", "Longest SMS, in parts (empty: the provider's default)",
+                               kind="count", description="Templates longer than this are refused when saved.")
+_ALPHANUMERIC = re.compile(r"[A-Za-z0-9 ]{1,11}")
+_NUMBER = re.compile(r"\+?[1-9]\d{6,14}")
+
+
+def check_originator(provider: str) -> Callable[[str], str]:
+    """The rule of a sender most providers share: up to 11 letters, digits and spaces, or an
+    international number (up to 15 digits, E.164)."""
+
+    def check(value: str) -> str:
+        value = value.strip()
+        if _NUMBER.fullmatch(value) or (not value.lstrip("+").isdigit() and _ALPHANUMERIC.fullmatch(value)):
+            return value
+        if value.lstrip("+").isdigit():
+            raise ValueError(f"{provider} takes a number as +<country><number>, up to 15 digits.")
+        raise ValueError(f"{provider} takes up to 11 letters, digits and spaces as a sender "
+                         f"({len(value)} characters given), or a phone number.")
+
+    return check
+
+
+def max_parts(settings: dict[str, Any], default: int) -> int:
+    """The longest SMS a gateway's settings allow, in parts."""
+    try:
+        return max(1, int(settings.get("max_parts") or default))
+    except (TypeError, ValueError):
+        return default
 
 
 class ProviderError(Exception):
@@ -70,13 +102,16 @@ def json_of(response: requests.Response) -> dict[str, Any]:
 
 
 def unexpected(provider: str, response: requests.Response) -> Result:
-    """An answer that is not the provider's documented JSON: judge by the HTTP status.
-
-    Keep a short excerpt of the body.
-    """
-    excerpt = " ".join(response.text.split())[:200]
-    return Result(by_http_status(response.status_code),
-                  detail=f"{provider} answered HTTP {response.status_code}: {excerpt or response.reason}")
+    """An answer that is not the provider's documented JSON: judge by the HTTP status and say so in a
+    short sentence; a proxy's or server's HTML error page is named, never shown (a CSR reads this)."""
+    status = f"HTTP {response.status_code}" + (f" {response.reason}" if response.reason else "")
+    text = " ".join(response.text.split())
+    if "html" in response.headers.get("Content-Type", "").lower() or text.startswith("<"):
+        detail = (f"{provider} answered {status} with an error page instead of its API's answer; "
+                  "try again later.")
+    else:
+        detail = f"{provider} answered {status}" + (f": {text[:200]}" if text else ".")
+    return Result(by_http_status(response.status_code), detail=detail)
 
 
 def check_international(number: str) -> None:

@@ -1,14 +1,19 @@
 """SMS through the Vonage (Nexmo) SMS API: one POST to /sms/json with the account's key and secret.
 
-Settings: `api_key`, `api_secret`, `sender` (the `from`: a Vonage number or up to 11 letters and digits)
-and `base_url`. Delivery receipts arrive on the account's webhook; `parse_receipt` reads them.
+Settings: `api_key`, `api_secret`, `sender` (the `from`: a Vonage number or up to 11 letters and digits),
+`signature_secret` and `signature_method` (signed webhooks), `max_parts` and `base_url`. Delivery receipts
+arrive on the account's webhook, by GET or POST as set in the dashboard; `parse_receipt` reads them and
+`signature_valid` checks a signed one.
 """
 
+import hashlib
+import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from gateways import sms_http
-from gateways.base import Outcome, Outgoing, Result, SettingField
+from gateways.base import PROVIDER_ID_MAX, Outcome, Outgoing, Receipt, Result, SettingField, field_text
 
 BASE_URL = "https://rest.nexmo.com"
 # Vonage status codes worth another try: 1 throttled, 5 internal error, 10 too many existing binds.
@@ -17,6 +22,23 @@ BASE_URL = "https://rest.nexmo.com"
 TRANSIENT_STATUSES = frozenset({"1", "5", "10"})
 DELIVERED = frozenset({"delivered"})
 FAILED = frozenset({"expired", "failed", "rejected"})  # "accepted", "buffered", "unknown": still open
+# Signed webhooks (enabled by Vonage support): the dashboard's signature secret and its method.
+SIGNATURE_METHODS = ("md5", "sha1", "sha256", "sha512")
+# Vonage's sender rules ("Sender identity"): a number of up to 15 digits in international format without
+# + or 00, or up to 11 letters and digits without spaces.
+_NUMERIC_SENDER = re.compile(r"[1-9]\d{0,14}")
+_ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9]{1,11}")
+
+
+def check_sender(value: str) -> str:
+    """Refuse a sender Vonage would alter or reject."""
+    sender = value.strip().removeprefix("+")
+    if sender.isdigit() and not _NUMERIC_SENDER.fullmatch(sender):
+        raise ValueError("A numeric sender is an international number of up to 15 digits (no 00).")
+    if not sender.isdigit() and not _ALPHANUMERIC_SENDER.fullmatch(sender):
+        raise ValueError(f"Vonage takes up to 11 letters and digits, without spaces, as a sender "
+                         f"({len(sender)} characters given), or a phone number.")
+    return sender
 
 
 class VonageGateway:
@@ -25,13 +47,24 @@ class VonageGateway:
     name = "vonage"
     settings_fields = (SettingField("api_key", "API key"),
                        SettingField("api_secret", "API secret", secret=True),
-                       SettingField("sender", "Sender"), sms_http.BASE_URL_FIELD)
+                       SettingField("sender", "Sender", check=check_sender),
+                       SettingField("signature_secret", "Signature secret (signed webhooks only)",
+                                    secret=True,
+                                    description="Set it when Vonage signs your receipts: unsigned ones are "
+                                                "then refused. Stored encrypted."),
+                       SettingField("signature_method", "Signature method", kind="choice", choices=(
+                           ("", "MD5 hash (Vonage's default)"), ("md5", "MD5 HMAC"), ("sha1", "SHA1 HMAC"),
+                           ("sha256", "SHA-256 HMAC"), ("sha512", "SHA-512 HMAC"))),
+                       sms_http.MAX_PARTS_FIELD, sms_http.BASE_URL_FIELD)
+    # Vonage splits a long text itself and documents no longest one: the shared default stands.
+    default_max_parts = sms_http.DEFAULT_MAX_PARTS
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.api_key = settings.get("api_key") or ""
         self.api_secret = settings.get("api_secret") or ""
         self.sender = (settings.get("sender") or "").lstrip("+")
         self.base_url = (settings.get("base_url") or BASE_URL).rstrip("/")
+        self.max_parts = sms_http.max_parts(settings, self.default_max_parts)
 
     def send(self, message: Outgoing) -> Result:
         """Hand the SMS to Vonage."""
@@ -61,8 +94,31 @@ class VonageGateway:
                       detail=f"Vonage: {refused[0].get('error-text') or 'error'} (status {status})")
 
 
-def parse_receipt(data: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """Read a delivery receipt: (messageId, "delivered" | "failed", or None while it is on its way)."""
-    provider_id = data.get("messageId") or data.get("message-id") or None
-    status = str(data.get("status") or "").strip().lower()
-    return provider_id, "delivered" if status in DELIVERED else "failed" if status in FAILED else None
+def parse_receipt(data: Mapping[str, Any]) -> Receipt | None:
+    """Read a delivery receipt (its query string, form or JSON); None when it names no message."""
+    provider_id = field_text(data, "messageId", "message-id", limit=PROVIDER_ID_MAX)
+    if not provider_id:
+        return None
+    status = field_text(data, "status", limit=32).lower()
+    outcome = "delivered" if status in DELIVERED else "failed" if status in FAILED else None
+    code = field_text(data, "err-code", limit=16)
+    detail = f"Vonage: {status or 'receipt'}" + (f" (err-code {code})" if code and code != "0" else "")
+    return Receipt(provider_id, outcome, detail)
+
+
+def signature_valid(params: Mapping[str, Any], secret: str, method: str) -> bool:
+    """Check a signed webhook's `sig` the way Vonage signs it: every other parameter sorted by name, each
+    as `&name=value` with & and = in values replaced by _, then MD5 of that and the secret ("md5hash"),
+    or an HMAC under the secret ("md5", "sha1", "sha256", "sha512"). An empty method is Vonage's default."""
+    given = params.get("sig")
+    if not isinstance(given, str) or not secret:
+        return False
+    signed = "".join(f"&{key}={str(params[key]).replace('&', '_').replace('=', '_')}"
+                     for key in sorted(params) if key != "sig")
+    if method in ("", "md5hash"):
+        expected = hashlib.md5((signed + secret).encode()).hexdigest()
+    elif method in SIGNATURE_METHODS:
+        expected = hmac.new(secret.encode(), signed.encode(), method).hexdigest()
+    else:
+        return False
+    return hmac.compare_digest(given.lower().encode(), expected.encode())

@@ -18,7 +18,7 @@ from models.enums import (
 )
 from models.group import Group, Profile
 from models.job import Job
-from models.message import Message
+from models.message import Message, PendingReceipt
 from models.setting import Setting
 from models.staff import StaffSession, StaffUser, staff_groups
 from models.throttle import RateCounter
@@ -37,6 +37,7 @@ __all__ = [
     "JobState",
     "LicenceState",
     "Message",
+    "PendingReceipt",
     "MessageKind",
     "MessageStatus",
     "Platform",

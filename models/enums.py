@@ -118,6 +118,7 @@ class MessageStatus(enum.StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
+    SUPERSEDED = "superseded"  # a newer send replaced it before it left: not a failure, never sent
 
 
 class JobState(enum.StrEnum):

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
@@ -44,3 +44,19 @@ class Message(TimestampMixin, db.Model):
     requested_by: Mapped[str] = mapped_column(String(64))
 
     account: Mapped["Account | None"] = relationship(back_populates="messages")  # noqa: F821
+
+
+class PendingReceipt(db.Model):
+    """A delivery receipt that named no message we know yet: the provider can answer faster than the
+    worker records the send. Recording the send applies it; one left unclaimed expires
+    (services/messaging.py PENDING_RECEIPT_HOURS)."""
+
+    __tablename__ = "pending_receipts"
+    __table_args__ = (UniqueConstraint("gateway", "provider_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gateway: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))  # "delivered" or "failed"
+    detail: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

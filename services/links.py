@@ -110,6 +110,12 @@ def token_of(message: Message) -> str:
     return _serializer_for(_keys()).dumps(vault.decrypt(message.link_nonce_encrypted))
 
 
+def sample_url(base_url: str) -> str:
+    """A link of a real one's shape and length, for previews and SMS counts: signed like a real one over
+    random bits no message has the hash of, so it opens nothing."""
+    return url_for_token(base_url, _serializer_for(_keys()).dumps(secrets.token_urlsafe(NONCE_BYTES)))
+
+
 def url_for_token(base_url: str, token: str) -> str:
     """The public URL of a link, from the configured base, never from the request's Host."""
     return f"{base_url.rstrip('/')}/m/{token}"

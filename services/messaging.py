@@ -4,18 +4,21 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 import gateways
 from extensions import VaultError, db
-from gateways.base import Outcome, Outgoing, Result
-from models import Account, Channel, Message, MessageKind, MessageStatus, StaffUser, utcnow
+from gateways.base import Outcome, Outgoing, Receipt, Result
+from models import Account, Channel, Message, MessageKind, MessageStatus, PendingReceipt, StaffUser, utcnow
 from services import accounts, audit, idempotency, keyset, leases, links, message_templates, settings
 from services.errors import Invalid, NotFound, ServiceError, Throttled
 
 log = logging.getLogger(__name__)
+# A receipt that names no message we know waits this long for the worker to record the send. Vonage
+# sends one receipt per part of a long SMS and only the first part's id is kept: the others expire.
+PENDING_RECEIPT_HOURS = 48
 
 def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: StaffUser,
           idempotency_key: str | None = None, job_id: int | None = None, audited: bool = True) -> Message:
@@ -112,28 +115,40 @@ def claim(*, now=None) -> Message | None:
 def deliver(message: Message) -> Result:
     """Render and send one claimed message, then record what the gateway said."""
     account = message.account
-    if account is None or account.link_version != message.link_version:
-        reason = "account deleted" if account is None else "superseded by a newer link before sending"
-        return _record(message, Result(Outcome.PERMANENT, detail=reason))
+    if account is None:
+        return _record(message, Result(Outcome.PERMANENT, detail="account deleted"))
+    if account.link_version != message.link_version:
+        return _supersede(message)
     if message.attempts > current_app.config["OUTBOX_MAX_ATTEMPTS"]:  # its workers died mid-send each time
         return _record(message, Result(Outcome.PERMANENT, detail=(
             f"Gave up after {message.attempts - 1} attempts: "
             "the worker stopped before recording the last one.")))
     try:
-        config = settings.for_gateways()
-        outgoing = render(message, account, config)
-    except Invalid as exc:  # a template saved before its limits existed: fail this message, don't retry it
-        return _record(message, Result(Outcome.PERMANENT, detail=exc.message))
+        outgoing, gateway = _prepare(message, account)
+    except (LookupError, Invalid) as exc:
+        # No gateway, or a template saved before its limits existed: fail this message, don't retry it.
+        detail = exc.message if isinstance(exc, Invalid) else str(exc)
+        return _record(message, Result(Outcome.PERMANENT, detail=detail))
     except Exception as exc:  # a stored secret no key decrypts: counted as an attempt, then failed
         return _record(message, _raised(message, exc, "The message could not be prepared"))
     db.session.commit()  # no transaction stays open during the network call
     try:
-        result = gateways.for_settings(message.channel.value, config).send(outgoing)
-    except LookupError as exc:
-        result = Result(Outcome.PERMANENT, detail=str(exc))
+        result = gateway.send(outgoing)
     except Exception as exc:  # a gateway bug must not leave the message leased and retried forever
         result = _raised(message, exc, f"The {message.gateway} gateway failed")
     return _record(message, result)
+
+
+def _prepare(message: Message, account: Account) -> tuple[Outgoing, gateways.Gateway]:
+    """The rendered message and the gateway that will send it, recorded on the message."""
+    config = settings.for_gateways()
+    outgoing = render(message, account, config)
+    gateway = gateways.for_settings(message.channel.value, config)
+    if message.channel is Channel.SMS:
+        # The gateway that sends it is the one its receipts come from, whatever was default at queue time.
+        message.gateway = gateway.name
+        message_templates.check_fits(outgoing.body, config["sms"])
+    return outgoing, gateway
 
 
 def _raised(message: Message, exc: Exception, what: str) -> Result:
@@ -182,17 +197,77 @@ def send_test(channel: Channel, recipient: str, *, actor: StaffUser) -> Result:
     return result
 
 
-def record_receipt(gateway: str, provider_id: str, status: str) -> bool:
-    """Apply a provider's delivery receipt: sent → delivered or failed. Unknown ids change nothing."""
+def record_receipt(gateway: str, receipt: Receipt) -> bool:
+    """Apply a provider's final delivery receipt: sent → delivered or failed. A receipt for a send the
+    worker has not recorded yet is kept and applied when it is (never lost, never a retry we depend on).
+    Applying the same receipt again changes nothing more: providers retry, and so may we."""
+    if receipt.status is None:
+        return False
+    if _apply_receipt(gateway, receipt.provider_id, receipt.status, receipt.detail):
+        db.session.commit()
+        return True
+    _keep_receipt(gateway, receipt)
+    # The worker may have recorded the send between our look-up and our commit, and looked for this
+    # receipt before it was kept: look once more now that it is. Each side writes, commits, then reads,
+    # so at least one of them sees the other.
+    return _apply_pending(gateway, receipt.provider_id)
+
+
+def _apply_receipt(gateway: str, provider_id: str, status: str, detail: str) -> bool:
+    """Move the sent message a receipt names to delivered or failed, uncommitted; False if none is sent."""
     message = db.session.scalar(select(Message).where(Message.gateway == gateway,
                                                       Message.provider_id == provider_id))
-    if message is None or message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
+    settled = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.FAILED)
+    if message is None or message.status not in settled:
         return False
+    if message.status is MessageStatus.FAILED and message.sent_at is None:
+        return False  # failed before it was ever sent: no receipt speaks for it
     message.status = MessageStatus.DELIVERED if status == "delivered" else MessageStatus.FAILED
-    if message.status is MessageStatus.FAILED:
-        message.last_error = "The provider reported the message as not delivered."
+    message.last_error = None if status == "delivered" else (
+        f"The provider reported the message as not delivered: {detail}" if detail
+        else "The provider reported the message as not delivered.")
+    return True
+
+
+def _keep_receipt(gateway: str, receipt: Receipt) -> None:
+    """Keep (or update) a receipt that names no recorded send; forget the ones that waited too long."""
+    cutoff = utcnow() - timedelta(hours=PENDING_RECEIPT_HOURS)
+    db.session.execute(delete(PendingReceipt).where(PendingReceipt.received_at < cutoff))
+    values = {"status": receipt.status, "detail": receipt.detail[:500], "received_at": utcnow()}
+    kept = db.session.scalar(select(PendingReceipt).where(PendingReceipt.gateway == gateway,
+                                                          PendingReceipt.provider_id == receipt.provider_id))
+    if kept is None:
+        db.session.add(PendingReceipt(gateway=gateway, provider_id=receipt.provider_id, **values))
+    else:
+        for key, value in values.items():
+            setattr(kept, key, value)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same receipt, retried by the provider, was kept a moment ago
+        db.session.rollback()
+
+
+def _apply_pending(gateway: str, provider_id: str) -> bool:
+    """Apply and forget a kept receipt for a send now recorded; False when there is none or no send yet."""
+    kept = db.session.scalar(select(PendingReceipt).where(PendingReceipt.gateway == gateway,
+                                                          PendingReceipt.provider_id == provider_id))
+    if kept is None or not _apply_receipt(gateway, provider_id, kept.status, kept.detail):
+        db.session.rollback()
+        return False
+    # The worker and the callback may both get here for one receipt: a statement, not the ORM's delete,
+    # so the one that finds the row already gone is not an error.
+    db.session.execute(delete(PendingReceipt).where(PendingReceipt.id == kept.id))
     db.session.commit()
     return True
+
+
+def _supersede(message: Message) -> Result:
+    """A newer send replaced this message before it left: it is not sent, and it did not fail."""
+    result = Result(Outcome.PERMANENT, detail="Superseded by a newer message before it was sent.")
+    message.status, message.lease_until, message.last_error = MessageStatus.SUPERSEDED, None, result.detail
+    message.link_nonce_encrypted = None  # never sent: its link can no longer be signed
+    db.session.commit()
+    return result
 
 
 def _record(message: Message, result: Result) -> Result:
@@ -215,6 +290,8 @@ def _record(message: Message, result: Result) -> Result:
     if message.status is not MessageStatus.QUEUED:  # sent or given up: only the link's hash stays
         message.link_nonce_encrypted = None
     db.session.commit()
+    if result.outcome is Outcome.SENT and message.provider_id:
+        _apply_pending(message.gateway, message.provider_id)  # its receipt may have come first
     return result
 
 

@@ -110,8 +110,18 @@ def _sealed(typed: Mapping[str, Any], stored: Mapping[str, Any],
         elif field.secret and stored.get(sealed_key):
             section[sealed_key] = stored[sealed_key]
         elif not field.secret and value not in (None, ""):
-            section[field.key] = value
+            section[field.key] = _provider_checked(field, value)
     return section
+
+
+def _provider_checked(field: SettingField, value: Any) -> Any:
+    """Apply a gateway's own rule to a value (the form applied it too; a script has not)."""
+    if field.check is None or not isinstance(value, str):
+        return value
+    try:
+        return field.check(value)
+    except ValueError as exc:
+        raise Invalid(f"{field.label}: {exc}") from None
 
 
 def shown(section: Mapping[str, Any], fields: Sequence[SettingField]) -> dict[str, Any]:

@@ -208,11 +208,30 @@ def test_clickatell_sender_on_a_one_way_integration_is_permanent(clickatell_fake
     ({"messageId": "abc", "statusDescription": "Routing error"}, ("abc", "failed")),
     ({"messageId": "abc", "statusCode": 3, "status": "DELIVERED_TO_GATEWAY"}, ("abc", None)),
     ({"messageId": "abc", "status": "QUEUED"}, ("abc", None)),
-    ({"status": "RECEIVED_BY_RECIPIENT"}, (None, "delivered")),
-    ({}, (None, None)),
 ])
 def test_clickatell_status_callback_is_read(callback, expected):
-    assert clickatell.parse_receipt(callback) == expected
+    receipt = clickatell.parse_receipt(callback)
+    assert (receipt.provider_id, receipt.status) == expected
+
+
+@pytest.mark.parametrize("callback", [
+    {"status": "RECEIVED_BY_RECIPIENT"}, {}, [], {"messageId": ["abc"], "statusCode": 4},
+    {"messageId": "x" * 129, "statusCode": 4}, {"messageId": {"$ne": None}, "statusCode": 4},
+])
+def test_a_clickatell_callback_naming_no_message_is_read_as_none(callback):
+    assert clickatell.parse_receipt(callback) is None
+
+
+@pytest.mark.parametrize("code", ["9" * 5000, "²", "٤", 10**400, True, ["4"], {"code": 4}, "4" * 70])
+def test_a_clickatell_status_code_the_api_never_sends_changes_nothing(code):
+    receipt = clickatell.parse_receipt({"messageId": "abc", "statusCode": code})
+    assert receipt is not None and receipt.status is None
+
+
+def test_a_clickatell_failure_keeps_its_own_words():
+    receipt = clickatell.parse_receipt({"messageId": "abc", "statusCode": "009", "status": "ROUTING_ERROR",
+                                        "statusDescription": "Routing error"})
+    assert (receipt.status, receipt.detail) == ("failed", "Clickatell: Routing error (status 009)")
 
 
 # --- Vonage ---------------------------------------------------------------------------------------
@@ -265,10 +284,28 @@ def test_vonage_throttling_is_transient(vonage_fake):
     ({"messageId": "0A00", "status": "accepted"}, ("0A00", None)),
     ({"messageId": "0A00", "status": "buffered"}, ("0A00", None)),
     ({"messageId": "0A00", "status": "unknown"}, ("0A00", None)),
-    ({"status": "delivered"}, (None, "delivered")),
 ])
 def test_vonage_delivery_receipt_is_read(receipt, expected):
-    assert vonage.parse_receipt(receipt) == expected
+    parsed = vonage.parse_receipt(receipt)
+    assert (parsed.provider_id, parsed.status) == expected
+
+
+def test_a_vonage_receipt_without_a_message_id_is_read_as_none():
+    assert vonage.parse_receipt({"status": "delivered"}) is None
+
+
+def test_a_vonage_failure_keeps_its_error_code():
+    parsed = vonage.parse_receipt({"messageId": "0A00", "status": "failed", "err-code": "6"})
+    assert parsed.detail == "Vonage: failed (err-code 6)"
+
+
+def test_vonage_signature_matches_the_published_example():
+    # The example Vonage's own client libraries test against: MD5 hash, secret "secret".
+    params = {"a": "1", "b": "2", "timestamp": "1461605396", "sig": "6af838ef94998832dbfc29020b564830"}
+    assert vonage.signature_valid(params, "secret", "md5hash")
+    assert not vonage.signature_valid({**params, "b": "3"}, "secret", "md5hash")
+    assert not vonage.signature_valid(params, "other", "md5hash")
+    assert not vonage.signature_valid({k: v for k, v in params.items() if k != "sig"}, "secret", "md5hash")
 
 
 # --- What every gateway shares --------------------------------------------------------------------

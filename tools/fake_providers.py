@@ -5,11 +5,18 @@ number, answers with the provider's own success and error bodies and status code
 accepted in `accepted`, and can be told to fail: `fail_next(2)` answers 503 to the next two requests,
 `fail_next(1, "hang")` holds the next one past any client timeout; a fake may know more ways to fail.
 
+Vonage and Clickatell also call back with delivery receipts, as their dashboards are set to: give the
+fake `receipts_to(url, ...)` and every accepted message gets one. `early=True` calls back before the
+send is even answered, as a fast network can; `method="GET"` is Vonage's GET receipts; a receipt not
+answered 2xx is retried (`receipt_tries` times in all), as the providers do; `receipt_answers` keeps
+the status of every try.
+
     with FakeVonage(api_key="key", api_secret="secret") as vonage:
         VonageGateway({"api_key": "key", "api_secret": "secret", "base_url": vonage.base_url}).send(...)
 """
 
 import base64
+import hashlib
 import json
 import re
 import secrets
@@ -18,7 +25,10 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.error import HTTPError, URLError
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.request import Request as UrlRequest
+from urllib.request import urlopen
 
 # No country code starts with 999: every fake refuses such a number the way its provider refuses an
 # unroutable one, so a test can reach the provider's own "bad number" answer past the gateway's format check.
@@ -67,6 +77,48 @@ class FakeProvider:
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.receipt_url: str | None = None
+        self.receipt_method = "POST"
+        self.receipt_status = "delivered"
+        self.receipt_early = False
+        self.receipt_tries = 3
+        self.receipt_answers: list[int] = []
+        self._receipt_threads: list[threading.Thread] = []
+
+    def receipts_to(self, url: str, *, method: str = "POST", status: str = "delivered",
+                    early: bool = False, tries: int = 3) -> None:
+        """Call `url` back with a receipt for every message accepted from now on."""
+        self.receipt_url, self.receipt_method, self.receipt_status = url, method, status
+        self.receipt_early, self.receipt_tries = early, tries
+
+    def receipt(self, message_id: str, to: str, status: str) -> dict[str, Any]:
+        """The provider's receipt body for one message (each fake writes its own)."""
+        raise NotImplementedError
+
+    def _call_back(self, message_id: str, to: str) -> None:
+        """Send one message's receipt: now (early) or from a thread once the send is answered."""
+        if self.receipt_url is None:
+            return
+        if self.receipt_early:
+            self._deliver_receipt(message_id, to)
+            return
+        thread = threading.Thread(target=self._deliver_receipt, args=(message_id, to), daemon=True)
+        self._receipt_threads.append(thread)
+        thread.start()
+
+    def _deliver_receipt(self, message_id: str, to: str) -> None:
+        body = self.receipt(message_id, to, self.receipt_status)
+        for attempt in range(self.receipt_tries):
+            status = _call(self.receipt_url or "", self.receipt_method, body)
+            with self._lock:
+                self.receipt_answers.append(status)
+            if 200 <= status < 300 or self._stopping.wait(0.05 * (attempt + 1)):
+                return
+
+    def wait_for_receipts(self, timeout: float = 10.0) -> None:
+        """Wait until every receipt sent from a thread has been answered."""
+        for thread in list(self._receipt_threads):
+            thread.join(timeout)
 
     @property
     def base_url(self) -> str:
@@ -108,6 +160,25 @@ class FakeProvider:
 
     def route(self, request: Request, failure: str | None) -> Answer:
         raise NotImplementedError
+
+
+def _call(url: str, method: str, body: dict[str, Any]) -> int:
+    """Call a receipt URL the way the providers do: GET with a query string, POST as a form, or JSON."""
+    if method == "GET":
+        request = UrlRequest(f"{url}?{urlencode(body)}", method="GET")
+    elif method == "POST-JSON":
+        request = UrlRequest(url, data=json.dumps(body).encode(), method="POST",
+                             headers={"Content-Type": "application/json"})
+    else:
+        request = UrlRequest(url, data=urlencode(body).encode(), method="POST",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urlopen(request, timeout=10) as answer:
+            return answer.status
+    except HTTPError as exc:
+        return exc.code
+    except URLError:
+        return 0
 
 
 def _handler_for(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
@@ -192,7 +263,9 @@ class FakeAspsms(FakeProvider):
 class FakeOrange(FakeProvider):
     """api.orange.com: /oauth/v3/token (Basic client_id:client_secret) and the SMS outbound requests.
 
-    Extra failure: "throttle" (429, code 53). `token_requests` counts tokens handed out;
+    Extra failures: "throttle" (429, code 53) and "no_bundle" (403 with `no_bundle_body`: the pages of
+    Orange we found do not show this answer's shape, so a test can set the ones it guards against).
+    `token_requests` counts tokens handed out;
     `expire_tokens()` makes every token handed out so far answer 401 "Expired credentials".
     """
 
@@ -204,6 +277,9 @@ class FakeOrange(FakeProvider):
         self.expires_in = expires_in
         self.tokens: dict[str, float] = {}
         self.token_requests = 0
+        self.no_bundle_body: Any = {"requestError": {"policyException": {
+            "messageId": "POL0001", "text": "Policy error: %1",
+            "variables": ["Insufficient SMS bundle balance"]}}}
 
     def expire_tokens(self) -> None:
         with self._lock:
@@ -238,6 +314,8 @@ class FakeOrange(FakeProvider):
             refusal = 429, {"code": 53, "message": "Too many requests",
                             "description": "The application has made too many calls "
                                            "and has exceeded the rate limit for this service."}
+        if refusal is None and failure == "no_bundle":
+            refusal = 403, self.no_bundle_body
         outbound = (request.json() or {}).get("outboundSMSMessageRequest") or {}
         refusal = refusal or self._refuse_request(outbound, sender)
         if refusal is not None:
@@ -294,6 +372,10 @@ class FakeClickatell(FakeProvider):
     def __init__(self, api_key: str, two_way: bool = False) -> None:
         super().__init__()
         self.api_key, self.two_way = api_key, two_way
+        self.receipt_method = "POST-JSON"
+
+    def receipt(self, message_id: str, to: str, status: str) -> dict[str, Any]:
+        return _clickatell_receipt(message_id, to, status)
 
     def route(self, request: Request, failure: str | None) -> Answer:
         if request.method != "POST" or request.path != "/messages":
@@ -321,8 +403,18 @@ class FakeClickatell(FakeProvider):
                     "errorDescription": "The destination address you are attempting to send to is invalid."}
         message_id = secrets.token_hex(16)
         self.accepted.append({"to": number, "content": content, "apiMessageId": message_id})
+        self._call_back(message_id, number)
         return {"apiMessageId": message_id, "accepted": True, "to": number, "errorCode": None, "error": None,
                 "errorDescription": None}
+
+
+def _clickatell_receipt(message_id: str, to: str, status: str) -> dict[str, Any]:
+    """Clickatell's REST status callback (JSON): status code 004 received, 007 error delivering."""
+    code, name, words = ((4, "RECEIVED_BY_RECIPIENT", "Received by recipient") if status == "delivered"
+                         else (7, "ERROR_DELIVERING_MESSAGE", "Error delivering message"))
+    return {"integrationName": "Provisio", "messageId": message_id, "requestId": secrets.token_hex(8),
+            "clientMessageId": "", "to": to, "from": "", "statusCode": code, "status": name,
+            "statusDescription": words, "timestamp": int(time.time() * 1000)}
 
 
 def _clickatell_error(code: int, error: str, description: str) -> dict[str, Any]:
@@ -335,9 +427,24 @@ class FakeVonage(FakeProvider):
     Extra failure: "throttle" (status 1).
     """
 
-    def __init__(self, api_key: str, api_secret: str) -> None:
+    def __init__(self, api_key: str, api_secret: str, signature_secret: str = "") -> None:
         super().__init__()
         self.api_key, self.api_secret = api_key, api_secret
+        self.signature_secret = signature_secret  # signed webhooks: MD5 hash, Vonage's default method
+
+    def receipt(self, message_id: str, to: str, status: str) -> dict[str, Any]:
+        """A DLR as the SMS API sends it; with a signature secret, timestamp, nonce and sig added."""
+        now = time.gmtime()
+        body = {"msisdn": to, "to": "Provisio", "network-code": "22801", "messageId": message_id,
+                "price": "0.03330000", "status": status, "scts": time.strftime("%y%m%d%H%M", now),
+                "err-code": "0" if status == "delivered" else "1", "api-key": self.api_key,
+                "message-timestamp": time.strftime("%Y-%m-%d %H:%M:%S", now)}
+        if self.signature_secret:
+            body.update(timestamp=str(int(time.time())), nonce=secrets.token_hex(8))
+            signed = "".join(f"&{key}={str(body[key]).replace('&', '_').replace('=', '_')}"
+                             for key in sorted(body))
+            body["sig"] = hashlib.md5((signed + self.signature_secret).encode()).hexdigest()
+        return body
 
     def route(self, request: Request, failure: str | None) -> Answer:
         if request.method not in ("GET", "POST") or request.path != "/sms/json":
@@ -361,5 +468,6 @@ class FakeVonage(FakeProvider):
         message_id = secrets.token_hex(8).upper()
         self.accepted.append({"to": params["to"], "from": params["from"], "text": params["text"],
                               "type": params.get("type", "text"), "message-id": message_id})
+        self._call_back(message_id, params["to"])
         return {"to": params["to"], "message-id": message_id, "status": "0",
                 "remaining-balance": "9.96670000", "message-price": "0.03330000", "network": "23410"}

@@ -15,7 +15,17 @@ from wtforms import (
     TextAreaField,
     URLField,
 )
-from wtforms.validators import URL, DataRequired, Email, EqualTo, Length, NumberRange, Optional, Regexp
+from wtforms.validators import (
+    URL,
+    DataRequired,
+    Email,
+    EqualTo,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from blueprints.forms_util import service_rule
@@ -186,23 +196,39 @@ def settings_form(platforms: list[str], models: list[str]) -> type[SettingsForm]
 # What the form checks of a gateway setting, by its kind, beyond required or optional. Not Email() for an
 # address: a relay's sender may be a local name such as provisio@localhost.
 _CHECKS = {"url": URL(require_tld=False), "host": HOSTNAME, "port": NumberRange(1, 65535),
+           "count": NumberRange(1, 255),
            "address": Regexp(r"^[^@\s]+@[^@\s]+$", message="An address such as provisio@example.com.")}
-_FIELD_CLASSES = {"url": URLField, "port": IntegerField}
+_FIELD_CLASSES = {"url": URLField, "port": IntegerField, "count": IntegerField}
+
+
+def _provider_rule(check):
+    """A field validator applying a gateway's own rule for a value (gateways/base.py SettingField.check)."""
+
+    def validate(_form, field) -> None:
+        if field.data:
+            try:
+                field.data = check(field.data)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
+
+    return validate
 
 
 def _setting_field(setting: SettingField):
     """The form field of one gateway setting, as its declaration describes it."""
     if setting.kind == "choice":
-        return SelectField(setting.label, choices=list(setting.choices))
+        return SelectField(setting.label, choices=list(setting.choices), default=setting.choices[0][0])
     if setting.kind == "check":
         return BooleanField(setting.label)
     validators = [DataRequired() if setting.required else Optional()]
     if setting.kind == "text":
         field_class = PasswordField if setting.secret else StringField
-        return field_class(setting.label, validators=[*validators, Length(max=setting.max_length)],
+        rules = [_provider_rule(setting.check)] if setting.check else []
+        return field_class(setting.label, validators=[*validators, Length(max=setting.max_length), *rules],
                            description=setting.description)
     field_class = _FIELD_CLASSES.get(setting.kind, StringField)
-    return field_class(setting.label, validators=[*validators, _CHECKS[setting.kind]])
+    return field_class(setting.label, validators=[*validators, _CHECKS[setting.kind]],
+                       description=setting.description)
 
 
 def gateway_field(provider: str | None, key: str) -> str:

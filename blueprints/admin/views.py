@@ -173,7 +173,9 @@ def settings_edit():
     form = settings_form(platforms, models)(data=_settings_data(values, platforms, models))
     if form.validate_on_submit():
         try:
-            settings.save_typed(_settings_changes(form, platforms, models), actor=current_user)
+            changes = _settings_changes(form, platforms, models)
+            message_templates.check_gateway_fits(changes["sms"])  # a saved template must still fit
+            settings.save_typed(changes, actor=current_user)
         except ServiceError as exc:
             show_error(form, exc)
         else:
@@ -286,7 +288,9 @@ def _settings_changes(form, platforms: list[str], models: list[str]) -> dict:
 
 def _gateway_data(provider: str | None, section: dict, fields: tuple[SettingField, ...]) -> dict:
     """One gateway's fields of the form, filled with its stored values; a secret is never shown again."""
-    return {gateway_field(provider, key): value for key, value in settings.shown(section, fields).items()}
+    # A value never stored is left to the field's default (a choice's first option), not set to None.
+    return {gateway_field(provider, key): value for key, value in settings.shown(section, fields).items()
+            if value is not None}
 
 
 def _typed(form, provider: str | None, fields: tuple[SettingField, ...]) -> dict:
