@@ -365,14 +365,15 @@ def seed(app, smtp_port: int) -> int:
                                 "username": "", "sender": "provisio@example.test"},
                        "download_urls": {"ios/end-to-end": "https://apps.example.test/ios-e2e"}},
                       actor="test")
-        return add_account(app, group.id, "10000001", owner="Anna Meier", email="anna@example.com")
+        return add_account(app, group.id, "10000001", "+41791230001", owner="Anna Meier",
+                           email="anna@example.com")
 
 
-def add_account(app, group_id: int, username: str, *, owner: str, email: str) -> int:
+def add_account(app, group_id: int, username: str, callerid: str, *, owner: str, email: str) -> int:
     """A wizard account of the group, made as the administrator makes one in the console; its id."""
     with app.app_context():
         account = accounts.create(
-            {"account_type": "pgsm", "username": username, "callerid": f"+4179{username[-7:]}",
+            {"account_type": "pgsm", "username": username, "callerid": callerid,
              "password": "Sip-password-1234", "owner": owner, "email": email,
              "description": "", "security_model": "end-to-end", "obfuscation": False, "obfuscation_key": "",
              "keepalive": False, "mac_address": None, "deny": [], "permit": [], "profile_id": None,
@@ -388,6 +389,20 @@ def web_command(unit: Unit, port: int, access_log: Path | None) -> list[str]:
     if access_log:
         command[1:1] = ["--access-logfile", str(access_log), "--access-logformat", NODE_LOG_FORMAT]
     return command
+
+
+def wait_for_answer(port: int) -> None:
+    """Wait until a web node answers /healthz itself (a listening port may not yet have a booted worker),
+    as a load balancer checks a node before it sends it requests."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, f"the web node on port {port} does not answer /healthz"
+        time.sleep(0.2)
 
 
 @contextmanager
@@ -445,6 +460,7 @@ def running(folder: Path, database_url: str, *, nodes: int = 1, workers: int = 1
                              env=dict(os.environ), log=folder / "nginx.out"))
         for port, server in zip(webs, servers, strict=False):
             wait_for_port(port, server, "gunicorn")
+            wait_for_answer(port)
         wait_for_port(tls, servers[-1], "nginx")
         yield Deployment(tls, plain, webs, cert, folder, app, admin_password, account_id, smtp, url)
     finally:
