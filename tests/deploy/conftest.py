@@ -1,7 +1,8 @@
 """The shipped deployment (deploy/) run as written: each module names the programs it runs in NEEDS.
 
 Without one of them (and outside CI) its tests are left out, said in one line, not once a test; under
-CI a missing program is a failure (.ci/run installs them).
+CI a missing program is a failure (.ci/run installs them). A module with POSTGRESQL = True (several web
+nodes share one database) is left out the same way, CI included, unless TEST_DATABASE_URL is PostgreSQL.
 """
 
 import importlib.util
@@ -33,15 +34,28 @@ def message(absent: list[str]) -> str:
             f"To run them: install {', '.join(PACKAGES[name] for name in absent)} (CI does).")
 
 
+ON_POSTGRESQL_ONLY = ("Deployment tests of several web nodes not run: they need TEST_DATABASE_URL to be "
+                      "PostgreSQL.")
+
+
+def reason_left_out(item) -> str | None:
+    """Why this machine leaves a deployment test out: SQLite for a test of several nodes, or (outside CI)
+    a program it lacks; None to run it."""
+    if "tests/deploy/" not in item.nodeid:
+        return None
+    if getattr(item.module, "POSTGRESQL", False) and not os.environ.get("TEST_DATABASE_URL", "").startswith(
+            "postgres"):
+        return ON_POSTGRESQL_ONLY
+    absent = [] if os.environ.get("CI") else missing(getattr(item.module, "NEEDS", ()))
+    return message(absent) if absent else None
+
+
 def pytest_collection_modifyitems(config, items):
-    """Leave out the tests whose programs this machine lacks, outside CI; count them per reason."""
-    if os.environ.get("CI"):
-        return
+    """Leave out the tests this machine cannot run (reason_left_out); count them per reason."""
     kept, left_out = [], {}
     for item in items:
-        absent = missing(getattr(item.module, "NEEDS", ())) if "tests/deploy/" in item.nodeid else []
-        if absent:
-            left_out[message(absent)] = left_out.get(message(absent), 0) + 1
+        if reason := reason_left_out(item):
+            left_out[reason] = left_out.get(reason, 0) + 1
         else:
             kept.append(item)
     if left_out:

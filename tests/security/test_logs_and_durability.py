@@ -145,7 +145,7 @@ def nginx(tmp_path_factory):
     cert, key = self_signed(directory)
     tls, plain, upstream = free_port(), free_port(), free_port()
     site = directory / "site.conf"
-    site.write_text(nginx_site(tls=tls, plain=plain, upstream=upstream, cert=cert, key=key,
+    site.write_text(nginx_site(tls=tls, plain=plain, upstreams=(upstream,), cert=cert, key=key,
                                access_log=directory / "access.log"))
     (directory / "nginx.conf").write_text(nginx_main(directory, site))
     stand_in = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(upstream)],
