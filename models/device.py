@@ -29,6 +29,11 @@ class Device(db.Model):
 
     account: Mapped["Account"] = relationship(back_populates="devices")  # noqa: F821
 
+    @property
+    def platform_name(self) -> str | None:
+        """What the device is, in words, when its User-Agent told (None: the console shows no guess)."""
+        return self.platform.label if self.platform is not Platform.OTHER else None
+
     @classmethod
     def heard_since(cls, moment: datetime) -> ColumnElement[bool]:
         """A live device whose app has called in (a heartbeat) since `moment`: an activation alone, which

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import contains_eager, selectinload
 
 from extensions import db
-from models import Account, Device, LicenceState, Platform, PublicKey, StaffUser, Status, utcnow
+from models import Account, Device, LicenceState, PublicKey, StaffUser, Status, utcnow
 from services import accounts, activation, audit, registrar
 from services.errors import ServiceError
 
@@ -153,7 +153,7 @@ def registered_clients(user: StaffUser, interval_seconds: int) -> list[Client]:
                  .where(Device.heard_since(online_since(interval_seconds)))
                  .order_by(Account.username, Device.last_seen.desc()))
         devices = db.session.scalars(accounts.scoped(query, user))
-        return [Client(device.account, _platform_name(device), device.app_version, device.ip,
+        return [Client(device.account, device.platform_name, device.app_version, device.ip,
                        last_seen=device.last_seen) for device in devices]
     by_username: dict[str, list[registrar.Registration]] = {}
     for registration in registrar.registered():
@@ -164,7 +164,7 @@ def registered_clients(user: StaffUser, interval_seconds: int) -> list[Client]:
                  .options(selectinload(Account.devices)))
         for account in db.session.scalars(query):
             device = _newest(account)
-            clients += [Client(account, _platform_name(device), device and device.app_version,
+            clients += [Client(account, device and device.platform_name, device and device.app_version,
                                registration.source, user_agent=registration.user_agent,
                                expires=registration.expires)
                         for registration in by_username[account.username]]
@@ -180,11 +180,6 @@ def mark_registered_connected() -> int:
             moved += accounts.set_status(account, Status.CONNECTED, actor="registrar")
     db.session.commit()
     return moved
-
-
-def _platform_name(device: Device | None) -> str | None:
-    """What the device is, in words, when its User-Agent told (None: the page shows a dash)."""
-    return device.platform.label if device and device.platform is not Platform.OTHER else None
 
 
 def _newest(account: Account) -> Device | None:

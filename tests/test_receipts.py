@@ -15,6 +15,7 @@ from sqlalchemy import select
 from extensions import db
 from models import Account, Channel, Message, MessageKind, MessageStatus, PendingReceipt, StaffUser
 from services import messaging, receipts, settings
+from tests.webtools import run_worker
 from tools.fake_providers import FakeClickatell, FakeVonage
 
 PUBLIC = "https://activate.example.test"
@@ -37,11 +38,6 @@ def queue_links(app, account_ids: list[int]) -> list[int]:
                                 actor=actor).id for account_id in account_ids]
 
 
-def run_worker(app, threads: int = 4) -> None:
-    result = app.test_cli_runner().invoke(args=["worker", "--once", "--threads", str(threads)])
-    assert result.exit_code == 0, result.output
-
-
 def statuses(app, message_ids: list[int]) -> list[MessageStatus]:
     with app.app_context():
         return [db.session.get(Message, message_id).status for message_id in message_ids]
@@ -50,6 +46,17 @@ def statuses(app, message_ids: list[int]) -> list[MessageStatus]:
 def callback_url(app, live_server: str, gateway: str) -> str:
     with app.app_context():
         return receipts.callback_urls(live_server)[gateway]
+
+
+def sent_through_vonage(app, account_ids: list[int]) -> tuple[list[int], FakeVonage, str]:
+    """Send a link SMS to each account through a Vonage stand-in that calls back nobody; return the
+    messages, the stand-in (it made the receipts' ids) and the receipt URL's path, for a test to post to."""
+    configure(app, "vonage", vonage=VONAGE)
+    ids = queue_links(app, account_ids)
+    with FakeVonage("key123", "secret456") as vonage:
+        configure(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
+        run_worker(app, threads=4)
+    return ids, vonage, callback_url(app, "http://x", "vonage").removeprefix("http://x")
 
 
 @pytest.fixture
@@ -65,7 +72,7 @@ def test_receipts_that_come_before_the_send_is_recorded_are_all_applied(app, liv
         configure(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
         # Vonage by GET, and every receipt sent before Vonage even answers the send.
         vonage.receipts_to(callback_url(app, live_server, "vonage"), method="GET", early=True)
-        run_worker(app)
+        run_worker(app, threads=4)
 
     assert len(vonage.accepted) == 20
     assert vonage.receipt_answers == [204] * 20  # answered at once, nothing for Vonage to retry
@@ -82,7 +89,7 @@ def test_messages_queued_before_the_default_gateway_changed_get_their_receipts(a
         configure(app, "clickatell", vonage=VONAGE,
                   clickatell={**CLICKATELL, "base_url": clickatell.base_url})
         clickatell.receipts_to(callback_url(app, live_server, "clickatell"), method="POST-JSON")
-        run_worker(app)
+        run_worker(app, threads=4)
         clickatell.wait_for_receipts()
 
     assert clickatell.receipt_answers == [204] * 3
@@ -97,7 +104,7 @@ def test_a_failed_receipt_shows_the_providers_words(app, live_server, admin_id, 
     with FakeVonage("key123", "secret456") as vonage:
         configure(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
         vonage.receipts_to(callback_url(app, live_server, "vonage"), method="POST", status="failed")
-        run_worker(app)
+        run_worker(app, threads=4)
         vonage.wait_for_receipts()
     with app.app_context():
         message = db.session.get(Message, ids[0])
@@ -107,12 +114,7 @@ def test_a_failed_receipt_shows_the_providers_words(app, live_server, admin_id, 
 
 
 def test_a_retried_receipt_changes_nothing_more(app, admin_id, accounts_for_sms):
-    configure(app, "vonage", vonage=VONAGE)
-    ids = queue_links(app, accounts_for_sms(1))
-    with FakeVonage("key123", "secret456") as vonage:
-        configure(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
-        run_worker(app)
-    url = callback_url(app, "http://x", "vonage").removeprefix("http://x")
+    ids, vonage, url = sent_through_vonage(app, accounts_for_sms(1))
     receipt = vonage.receipt(vonage.accepted[0]["message-id"], vonage.accepted[0]["to"], "delivered")
     answers = [app.test_client().get(url, query_string=receipt).status_code for _ in range(3)]
 
@@ -122,12 +124,7 @@ def test_a_retried_receipt_changes_nothing_more(app, admin_id, accounts_for_sms)
 
 def test_a_vonage_get_receipt_changes_only_the_message_it_names_and_head_changes_nothing(app, admin_id,
                                                                                           accounts_for_sms):
-    configure(app, "vonage", vonage=VONAGE)
-    ids = queue_links(app, accounts_for_sms(2))
-    with FakeVonage("key123", "secret456") as vonage:
-        configure(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
-        run_worker(app)
-    url = callback_url(app, "http://x", "vonage").removeprefix("http://x")
+    ids, vonage, url = sent_through_vonage(app, accounts_for_sms(2))
     first = vonage.receipt(vonage.accepted[0]["message-id"], vonage.accepted[0]["to"], "delivered")
     client = app.test_client()
 

@@ -130,15 +130,16 @@ def account_list():
     form.validate()
     bulk_form = BulkForm(formdata=None, q=form.q.data, group=form.group.data or "", status=form.status.data,
                          registered="1" if form.registered.data else "")
+    filters = _filters(form)
     try:
         page = accounts.list_page(current_user, before=request.args.get("before"),
-                                  page_size=current_app.config["PAGE_SIZE"], **_filters(form))
+                                  page_size=current_app.config["PAGE_SIZE"], **filters)
     except (QueryError, BadCursor) as exc:  # the page keeps its search box, with the message under it
         form.q.errors = [*form.q.errors, exc.message]
         return render_template("console/accounts/list.html", form=form, page=None, bulk_form=bulk_form), 400
     return render_template("console/accounts/list.html", form=form, page=page, bulk_form=bulk_form,
-                           total=accounts.count_matching(current_user, **_filters(form)),
-                           quick_kinds=QUICK_SENDS)
+                           total=accounts.count_matching(current_user, **filters),
+                           quick_kinds=QUICK_SENDS, list_filters=LIST_FILTERS)
 
 
 @bp.route("/accounts/bulk", methods=["POST"])
