@@ -53,6 +53,9 @@ def get_visible(account_id: int, user: StaffUser) -> Account:
     return account
 
 
+COUNT_LIMIT = 10_000  # the account list counts its matches this far
+
+
 def list_page(user: StaffUser, *, before: keyset.Cursor = None, page_size: int = 50, **filters: Any) -> Page:
     """Return newest-first accounts, one page at a time, without OFFSET (filters: see `filtered`)."""
     return Page(*keyset.newest_first(filtered(select(Account), user, **filters), Account.id,
@@ -60,8 +63,10 @@ def list_page(user: StaffUser, *, before: keyset.Cursor = None, page_size: int =
 
 
 def count_matching(user: StaffUser, **filters: Any) -> int:
-    """How many accounts the list's filters find (see `filtered`)."""
-    return db.session.scalar(filtered(select(func.count(Account.id)), user, **filters))
+    """How many accounts the list's filters find (see `filtered`), counted up to COUNT_LIMIT + 1 at most:
+    a page load must not cost a scan of every account, so past the limit the list says "more than"."""
+    matching = filtered(select(Account.id), user, **filters).limit(COUNT_LIMIT + 1).subquery()
+    return db.session.scalar(select(func.count()).select_from(matching))
 
 
 def filtered(query: Select, user: StaffUser, *, search: str = "", group_id: int | None = None,

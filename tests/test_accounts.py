@@ -869,6 +869,16 @@ def test_the_list_says_how_many_accounts_match_the_search(app, csr, make_account
     assert "3 accounts match; 2 on this page." in page
 
 
+def test_past_its_counting_limit_the_list_says_more_than(app, csr, make_account, monkeypatch):
+    monkeypatch.setattr(accounts, "COUNT_LIMIT", 2)
+    for n in range(3):
+        make_account(owner=f"Counted Person {n}")
+
+    page = csr.get("/accounts?q=owner:counted").get_data(as_text=True)
+
+    assert "More than 2 accounts match." in page
+
+
 def test_a_row_of_the_list_sends_a_secure_link_without_opening_the_account(app, csr, make_account,
                                                                            mail_settings):
     account_id = make_account(owner="Quick Person", callerid="4401", email="quick@example.com")

@@ -139,6 +139,7 @@ def account_list():
         return render_template("console/accounts/list.html", form=form, page=None, bulk_form=bulk_form), 400
     return render_template("console/accounts/list.html", form=form, page=page, bulk_form=bulk_form,
                            total=accounts.count_matching(current_user, **filters),
+                           count_limit=accounts.COUNT_LIMIT,
                            quick_kinds=QUICK_SENDS, list_filters=LIST_FILTERS)
 
 
