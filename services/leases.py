@@ -23,11 +23,14 @@ def claim_many(model: type[Job] | type[Message], *, due: ColumnElement[bool], or
     """Take up to `limit` first `due` rows of `model` in `order_by` under a lease, atomically, in one
     statement, and set `values` on them; return their ids (none when no row is due). Commits."""
     free = or_(model.lease_until.is_(None), model.lease_until < now)
+    # Picked once (MATERIALIZED): PostgreSQL may run an IN subquery again per row, and each run would
+    # lock `limit` more rows past the ones skipped.
     first = (select(model.id).where(due, free).order_by(*order_by).limit(limit)
-             .with_for_update(skip_locked=True))  # PostgreSQL: the others pass on; SQLite serialises writers
+             .with_for_update(skip_locked=True)  # PostgreSQL: the others pass on; SQLite serialises writers
+             .cte("first").prefix_with("MATERIALIZED"))
     ids = db.session.scalars(
         # Checked again on the row itself: another worker may have taken it since the subquery read it.
-        update(model).where(model.id.in_(first), due, free)
+        update(model).where(model.id.in_(select(first.c.id)), due, free)
         .values(lease_until=now + lease, attempts=model.attempts + 1, **values)
         .returning(model.id)
         .execution_options(synchronize_session=False)

@@ -14,6 +14,7 @@ from models import Role
 from services import staff
 
 PASSWORD = "correct horse battery staple"
+PUBLIC_BASE_URL = "https://activate.example.test"
 KEY = Fernet.generate_key().decode()
 
 
@@ -58,6 +59,30 @@ class Client:
         response = self.post("/auth/login", {"username": username, "password": password})
         self.csrf = ""  # a new session gets a new token
         return response
+
+
+def configure_sms(app, default: str, **providers) -> None:
+    """Save the SMS settings as an admin would: each provider's values and the default gateway."""
+    from services import settings
+
+    with app.app_context():
+        settings.save_typed({"public_base_url": PUBLIC_BASE_URL, "sms": {"gateway": default, **providers}},
+                            actor="test")
+
+
+def queue_sms_links(app, account_ids: list[int], username: str = "alice") -> list[int]:
+    """Queue the secure link by SMS for each account, as a CSR's Send does (the `admin_id` fixture's
+    user by default)."""
+    from sqlalchemy import select
+
+    from extensions import db
+    from models import Account, Channel, MessageKind, StaffUser
+    from services import messaging
+
+    with app.app_context():
+        actor = db.session.scalar(select(StaffUser).where(StaffUser.username == username))
+        return [messaging.queue(db.session.get(Account, account_id), MessageKind.LINK, Channel.SMS,
+                                actor=actor).id for account_id in account_ids]
 
 
 def make_staff(app, username: str, role: Role, group_ids=()) -> int:

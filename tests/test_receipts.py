@@ -13,29 +13,14 @@ import pytest
 from sqlalchemy import select
 
 from extensions import db
-from models import Account, Channel, Message, MessageKind, MessageStatus, PendingReceipt, StaffUser
-from services import messaging, receipts, settings
+from models import Message, MessageStatus, PendingReceipt
+from services import receipts
+from tests.support import configure_sms, queue_sms_links
 from tests.webtools import run_worker
 from tools.fake_providers import FakeClickatell, FakeVonage
 
-PUBLIC = "https://activate.example.test"
 VONAGE = {"api_key": "key123", "api_secret": "secret456", "sender": "Provisio"}
 CLICKATELL = {"api_key": "click-key"}
-
-
-def configure(app, default: str, **providers) -> None:
-    """Save the SMS settings as an admin would: each provider's values and the default gateway."""
-    with app.app_context():
-        settings.save_typed({"public_base_url": PUBLIC, "sms": {"gateway": default, **providers}},
-                            actor="test")
-
-
-def queue_links(app, account_ids: list[int]) -> list[int]:
-    """Queue the secure link by SMS for each account, as a CSR's Send does."""
-    with app.app_context():
-        actor = db.session.scalar(select(StaffUser).where(StaffUser.username == "alice"))
-        return [messaging.queue(db.session.get(Account, account_id), MessageKind.LINK, Channel.SMS,
-                                actor=actor).id for account_id in account_ids]
 
 
 def statuses(app, message_ids: list[int]) -> list[MessageStatus]:
@@ -51,10 +36,10 @@ def callback_url(app, live_server: str, gateway: str) -> str:
 def sent_through_vonage(app, account_ids: list[int]) -> tuple[list[int], FakeVonage, str]:
     """Send a link SMS to each account through a Vonage stand-in that calls back nobody; return the
     messages, the stand-in (it made the receipts' ids) and the receipt URL's path, for a test to post to."""
-    configure(app, "vonage", vonage=VONAGE)
-    ids = queue_links(app, account_ids)
+    configure_sms(app, "vonage", vonage=VONAGE)
+    ids = queue_sms_links(app, account_ids)
     with FakeVonage("key123", "secret456") as vonage:
-        configure(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
+        configure_sms(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
         run_worker(app, threads=4)
     return ids, vonage, callback_url(app, "http://x", "vonage").removeprefix("http://x")
 
@@ -66,10 +51,10 @@ def accounts_for_sms(make_account):
 
 def test_receipts_that_come_before_the_send_is_recorded_are_all_applied(app, live_server, admin_id,
                                                                            accounts_for_sms):
-    configure(app, "vonage", vonage=VONAGE)
-    ids = queue_links(app, accounts_for_sms(20))
+    configure_sms(app, "vonage", vonage=VONAGE)
+    ids = queue_sms_links(app, accounts_for_sms(20))
     with FakeVonage("key123", "secret456") as vonage:
-        configure(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
+        configure_sms(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
         # Vonage by GET, and every receipt sent before Vonage even answers the send.
         vonage.receipts_to(callback_url(app, live_server, "vonage"), method="GET", early=True)
         run_worker(app, threads=4)
@@ -83,10 +68,10 @@ def test_receipts_that_come_before_the_send_is_recorded_are_all_applied(app, liv
 
 def test_messages_queued_before_the_default_gateway_changed_get_their_receipts(app, live_server, admin_id,
                                                                                  accounts_for_sms):
-    configure(app, "vonage", vonage=VONAGE)
-    ids = queue_links(app, accounts_for_sms(3))
+    configure_sms(app, "vonage", vonage=VONAGE)
+    ids = queue_sms_links(app, accounts_for_sms(3))
     with FakeClickatell("click-key") as clickatell:
-        configure(app, "clickatell", vonage=VONAGE,
+        configure_sms(app, "clickatell", vonage=VONAGE,
                   clickatell={**CLICKATELL, "base_url": clickatell.base_url})
         clickatell.receipts_to(callback_url(app, live_server, "clickatell"), method="POST-JSON")
         run_worker(app, threads=4)
@@ -99,10 +84,10 @@ def test_messages_queued_before_the_default_gateway_changed_get_their_receipts(a
 
 
 def test_a_failed_receipt_shows_the_providers_words(app, live_server, admin_id, accounts_for_sms):
-    configure(app, "vonage", vonage=VONAGE)
-    ids = queue_links(app, accounts_for_sms(1))
+    configure_sms(app, "vonage", vonage=VONAGE)
+    ids = queue_sms_links(app, accounts_for_sms(1))
     with FakeVonage("key123", "secret456") as vonage:
-        configure(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
+        configure_sms(app, "vonage", vonage={**VONAGE, "base_url": vonage.base_url})
         vonage.receipts_to(callback_url(app, live_server, "vonage"), method="POST", status="failed")
         run_worker(app, threads=4)
         vonage.wait_for_receipts()
@@ -142,10 +127,10 @@ def test_a_vonage_get_receipt_changes_only_the_message_it_names_and_head_changes
 def test_signed_vonage_receipts_are_checked_once_a_signature_secret_is_set(app, live_server, admin_id,
                                                                            accounts_for_sms):
     signed = {**VONAGE, "signature_secret": "sig-secret-7"}
-    configure(app, "vonage", vonage=signed)
-    ids = queue_links(app, accounts_for_sms(2))
+    configure_sms(app, "vonage", vonage=signed)
+    ids = queue_sms_links(app, accounts_for_sms(2))
     with FakeVonage("key123", "secret456", signature_secret="sig-secret-7") as vonage:
-        configure(app, "vonage", vonage={**signed, "base_url": vonage.base_url})
+        configure_sms(app, "vonage", vonage={**signed, "base_url": vonage.base_url})
         vonage.receipts_to(callback_url(app, live_server, "vonage"), method="GET", early=True)
         run_worker(app, threads=1)
     assert vonage.receipt_answers == [204, 204]

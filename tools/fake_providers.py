@@ -93,21 +93,21 @@ class FakeProvider:
         self.receipt_answers: list[int] = []
         self._receipt_threads: list[threading.Thread] = []
         self.throttled = 0  # messages refused for coming too fast
-        self._taken: deque[float] = deque()  # when each message of the last second was taken
+        self.taken_at: list[float] = []  # time.monotonic() of each message past the rate limit's check
+        self._last_second: deque[float] = deque()
 
     def wait_needed(self) -> float:
         """0 when one more message fits the rate limit (it is counted), else the seconds until it would."""
-        if self.rate_limit is None:
-            return 0.0
         with self._lock:
             now = time.monotonic()
-            while self._taken and self._taken[0] <= now - 1.0:
-                self._taken.popleft()
-            if len(self._taken) < self.rate_limit:
-                self._taken.append(now)
-                return 0.0
-            self.throttled += 1
-            return max(self._taken[0] + 1.0 - now, 0.001)
+            while self._last_second and self._last_second[0] <= now - 1.0:
+                self._last_second.popleft()
+            if self.rate_limit is not None and len(self._last_second) >= self.rate_limit:
+                self.throttled += 1
+                return max(self._last_second[0] + 1.0 - now, 0.001)
+            self._last_second.append(now)
+            self.taken_at.append(now)
+            return 0.0
 
     def receipts_to(self, url: str, *, method: str = "POST", status: str = "delivered",
                     early: bool = False, tries: int = 3) -> None:
@@ -461,8 +461,10 @@ def _clickatell_error(code: int, error: str, description: str) -> dict[str, Any]
 class FakeVonage(FakeProvider):
     """rest.nexmo.com: POST /sms/json (form, JSON or query); always HTTP 200 with one status per message.
 
-    Extra failure: "throttle" (status 1).
+    Extra failure: "throttle" (status 1, asking for `throttle_wait_ms`).
     """
+
+    throttle_wait_ms = 1000
 
     def __init__(self, api_key: str, api_secret: str, signature_secret: str = "") -> None:
         super().__init__()
@@ -497,7 +499,8 @@ class FakeVonage(FakeProvider):
         if params["api_key"] != self.api_key or params["api_secret"] != self.api_secret:
             return {"status": "4", "error-text": "Bad Credentials"}
         if failure == "throttle":
-            return {"status": "1", "error-text": "Throughput Rate Exceeded - please wait [ 1000 ] and retry"}
+            text = f"Throughput Rate Exceeded - please wait [ {self.throttle_wait_ms} ] and retry"
+            return {"status": "1", "error-text": text}
         if wait := self.wait_needed():
             text = f"Throughput Rate Exceeded - please wait [ {math.ceil(wait * 1000)} ] and retry"
             return {"status": "1", "error-text": text}

@@ -1,0 +1,153 @@
+"""Delivery at the provider's pace: send slots shared through the database, a provider's "slow down" that
+holds the gateway and uses no attempt, jittered backoff, and a text that stays the same on every try."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from extensions import db
+from models import Channel, GatewayPace, Message, MessageKind, MessageStatus, StaffUser, utcnow
+from services import delivery, message_templates, pace
+from tests.support import configure_sms, queue_sms_links, signed_in_the_past
+from tests.webtools import run_worker
+from tools.fake_providers import FakeVonage
+
+VONAGE = {"api_key": "key123", "api_secret": "secret456", "sender": "Provisio"}
+
+
+@pytest.fixture
+def vonage(app, admin_id):
+    with FakeVonage("key123", "secret456") as fake:
+        configure_sms(app, "vonage", vonage={**VONAGE, "base_url": fake.base_url})
+        yield fake
+
+
+def rows(app, ids: list[int]) -> list[Message]:
+    with app.app_context():
+        found = list(db.session.scalars(select(Message).where(Message.id.in_(ids)).order_by(Message.id)))
+        db.session.expunge_all()
+        return found
+
+
+def make_due(app) -> None:
+    with app.app_context():
+        db.session.execute(update(Message).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+
+# -- the pace ------------------------------------------------------------------------------------
+
+def test_concurrent_senders_get_one_slot_each_a_rate_apart(app):
+    delays: list[float] = []
+    start = threading.Barrier(5)
+
+    def sender() -> None:
+        with app.app_context():
+            start.wait(timeout=10)
+            delays.append(pace.turn("vonage", rate=1))
+
+    threads = [threading.Thread(target=sender) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    # At one a second, five senders asking at once wait about 0, 1, 2, 3 and 4 seconds.
+    assert sorted(round(delay) for delay in delays) == [0, 1, 2, 3, 4]
+
+
+def test_a_hold_pushes_the_next_slot_past_the_wait_and_other_gateways_keep_their_pace(app):
+    with app.app_context():
+        pace.turn("vonage", rate=10)
+        pace.hold("vonage", 30)
+        assert 29 < pace.turn("vonage", rate=10) <= 30
+        assert pace.turn("clickatell", rate=10) == 0
+        assert db.session.get(GatewayPace, "clickatell") is not None
+
+
+def test_a_stop_gives_up_the_turn_instead_of_waiting_for_it(app):
+    stop = threading.Event()
+    with app.app_context():
+        pace.hold("vonage", 60)
+        stop.set()
+        assert pace.wait_turn("vonage", 10, stop) is False
+        assert pace.wait_turn("smtp", None, threading.Event()) is True  # no rate, no wait
+
+
+# -- throttling and backoff ------------------------------------------------------------------------
+
+def test_throttled_sends_use_no_attempt_and_the_message_is_sent_after_more_than_the_maximum(
+        app, vonage, make_account):
+    [message_id] = queue_sms_links(app, [make_account(wizard=True)])
+    vonage.throttle_wait_ms = 20
+    throttles = app.config["OUTBOX_MAX_ATTEMPTS"] + 2
+    vonage.fail_next(throttles, "throttle")
+    for _ in range(throttles):
+        with app.app_context():
+            assert delivery.deliver_due() == 1
+        [waiting] = rows(app, [message_id])
+        assert (waiting.status, waiting.attempts) == (MessageStatus.QUEUED, 0)
+        assert "Throughput Rate Exceeded" in waiting.last_error
+        make_due(app)
+    with app.app_context():
+        delivery.deliver_due()
+    [sent] = rows(app, [message_id])
+    assert (sent.status, sent.attempts, sent.last_error) == (MessageStatus.SENT, 1, None)
+    assert len(vonage.accepted) == 1
+
+
+def test_a_throttled_message_waits_at_least_the_providers_wait_and_holds_the_gateway(
+        app, vonage, make_account):
+    [message_id] = queue_sms_links(app, [make_account(wizard=True)])
+    vonage.throttle_wait_ms = 30_000
+    vonage.fail_next(1, "throttle")
+    before = utcnow()
+    with app.app_context():
+        delivery.deliver_due()
+        assert pace.turn("vonage", rate=1000) > 25  # every sender of the gateway waits too
+    [waiting] = rows(app, [message_id])
+    assert before + timedelta(seconds=30) <= waiting.next_attempt_at <= utcnow() + timedelta(seconds=60)
+
+
+def test_messages_that_fail_together_retry_apart_within_their_backoff(app, vonage, make_account):
+    ids = queue_sms_links(app, [make_account(wizard=True) for _ in range(8)])
+    vonage.fail_next(8)  # 503 for each
+    before = utcnow()
+    with app.app_context():
+        assert delivery.deliver_due() == 8
+    backoff = timedelta(seconds=app.config["OUTBOX_BACKOFF_SECONDS"])
+    retries = [row.next_attempt_at for row in rows(app, ids)]
+    assert all(before + backoff / 2 <= at <= utcnow() + backoff for at in retries)
+    assert len(set(retries)) == 8  # jittered: no two come back at the same instant
+
+
+# -- the same text on every try ---------------------------------------------------------------------
+
+def test_a_message_retried_after_its_worker_died_sends_the_text_of_its_first_try(app, vonage, make_account):
+    [message_id] = queue_sms_links(app, [make_account(wizard=True)])
+    with app.app_context(), signed_in_the_past(hours=1):
+        [first_try] = delivery.prepare(delivery.claim())  # rendered, then this worker dies
+    with app.app_context():
+        admin = db.session.scalar(select(StaffUser).where(StaffUser.username == "alice"))
+        message_templates.save(MessageKind.LINK, Channel.SMS, "",
+                               "A new wording: {{ link }}", actor=admin)
+        db.session.execute(update(Message).values(lease_until=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+    run_worker(app)
+
+    [sms] = vonage.accepted
+    assert sms["text"] == first_try.outgoing.body and "A new wording" not in sms["text"]
+    [sent] = rows(app, [message_id])
+    assert (sent.status, sent.attempts) == (MessageStatus.SENT, 2)
+    assert sent.text_encrypted is None and sent.link_nonce_encrypted is None  # the link's text is gone
+
+
+def test_the_kept_text_is_encrypted(app, vonage, make_account):
+    queue_sms_links(app, [make_account(wizard=True)])
+    with app.app_context():
+        [prepared] = delivery.prepare(delivery.claim())
+        stored = db.session.scalar(select(Message.text_encrypted))
+    link = prepared.outgoing.body.split()[-1]
+    assert stored and link.startswith("https://") and link not in stored
