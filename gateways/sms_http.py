@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -83,10 +84,29 @@ class ProviderError(Exception):
 _local = threading.local()
 
 
+class _Session(requests.Session):
+    """A session that reads the environment's proxy and CA settings once per provider host, not on every
+    request: requests reads them per request, and the scan of the environment cost a third of a send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        if proxies or stream is not None or verify is not None or cert is not None:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if key not in self._environment:
+            self._environment[key] = super().merge_environment_settings(url, {}, None, None, None)
+        kept = self._environment[key]
+        return {**kept, "proxies": dict(kept["proxies"])}  # a caller may change its copy
+
+
 def session() -> requests.Session:
     """This thread's HTTP session: connections (and their TLS handshakes) are kept for the next message."""
     if (current := getattr(_local, "session", None)) is None:
-        current = _local.session = requests.Session()
+        current = _local.session = _Session()
     return current
 
 

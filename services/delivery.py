@@ -93,9 +93,10 @@ def record(results: list[tuple[int, Result]]) -> None:
                                   .options(joinedload(Message.account))).all()
     for message in messages:
         _record(message, by_id[message.id])
+    sent = [(message.gateway, message.provider_id) for message in messages
+            if message.status is MessageStatus.SENT and message.provider_id]
     db.session.commit()
-    messaging.apply_pending_receipts([(message.gateway, message.provider_id) for message in messages
-                                      if message.status is MessageStatus.SENT and message.provider_id])
+    messaging.apply_pending_receipts(sent)
 
 
 def release(ids: list[int]) -> None:
