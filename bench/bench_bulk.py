@@ -7,8 +7,8 @@ On a scratch SQLite database with 100,000 accounts (one group, each with an e-ma
   beforehand) into the messages table and its commit; the rows are deleted afterwards;
 - the web side, in a process of its own as a web server's: a CSR (serving the group) reviews the send of
   the secure link by e-mail to every account of an empty search, then confirms the count it saw
-  (services.bulk.review, which reads the search's ids and starts the job with its audit row). Only the
-  confirmation is timed;
+  (services.bulk.review both times; the confirmation reads the search's ids again and starts the job with
+  its audit row). Only the confirmation is timed; the peak memory covers both;
 - the worker side, in another process: what `flask worker` does with a queued job (jobs.run_next with
   services.job_kinds.HANDLERS), timed from the claim to the job's end. Not `flask worker --once` itself:
   its delivery threads would start sending the first messages while the job still queues the others, and
@@ -16,7 +16,8 @@ On a scratch SQLite database with 100,000 accounts (one group, each with an e-ma
   timed, in either process.
 
 The time to queue is the confirmation's plus the job's. Each process reports its own peak resident set
-(VmHWM of /proc/self/status, Linux), printed in MiB with what the process held before the timed step.
+(VmHWM of /proc/self/status, Linux), printed in MiB with what it held before its work: the web process
+before the review, the worker before the job.
 """
 
 import json
@@ -101,9 +102,9 @@ def web_side() -> dict[str, float]:
 
     with create_app().app_context():
         user = db.session.scalar(db.select(StaffUser).where(StaffUser.username == CSR))
+        before = _peak_mib()
         seen = bulk.review(user, ACTION, selected=None, filters=SEARCH, typed=TYPED, confirmed=False,
                            count=None, key=None)  # the review page: the count the CSR confirms
-        before = _peak_mib()
         started = time.perf_counter()
         confirmed = bulk.review(user, ACTION, selected=None, filters=SEARCH, typed=TYPED, confirmed=True,
                                 count=len(seen.ids), key=idempotency.new_value())
@@ -166,7 +167,7 @@ def main() -> None:
     print(f"{ACCOUNTS:,} messages: raw insert {raw:.2f} s; bulk send {queued:.2f} s "
           f"(confirmation {web['seconds']:.2f} s, job {worker['seconds']:.2f} s)")
     print(f"peak memory: web process {web['peak_mib']:.0f} MiB ({web['before_mib']:.0f} MiB before the "
-          f"confirmation), worker {worker['peak_mib']:.0f} MiB ({worker['before_mib']:.0f} MiB before "
+          f"review), worker {worker['peak_mib']:.0f} MiB ({worker['before_mib']:.0f} MiB before "
           "the job)", flush=True)
     ratio("bulk_queue_100k_vs_raw_insert", queued / raw)
 

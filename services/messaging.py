@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import Row, and_, delete, func, insert, select, update
+from sqlalchemy import Row, and_, delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -128,7 +128,7 @@ def _insert(sending: Sequence[Row], recipients: dict[int, str], kind: MessageKin
             gateway: str, keys: dict[int, str], *, actor: StaffUser, audited: bool) -> None:
     """queue_many's writes: the messages, each with its own link, the accounts' new link versions (every
     older link now answers 410) and the audit rows."""
-    db.session.execute(insert(Message), [
+    db.session.execute(insert(Message.__table__), [
         {"account_id": row.id, "kind": kind, "channel": channel, "recipient": recipients[row.id],
          "gateway": gateway, "link_version": row.link_version + 1, "idempotency_key": keys[row.id],
          "requested_by": actor.username, **links.new_link()} for row in sending])
@@ -429,13 +429,13 @@ def _check_rate(account: Account) -> None:
 
 def _lock(account_ids: list[int]) -> list[Row]:
     """Lock the accounts' rows until the caller commits and read what a send checks, in id order (two
-    batches never wait for each other in a circle). PostgreSQL locks the rows; SQLite has no row locks,
-    so a write first takes the database's write lock (BEGIN IMMEDIATE, see extensions.py)."""
+    batches never wait for each other in a circle). PostgreSQL locks the rows; SQLite has no row locks:
+    a write that changes no row first takes the database's write lock (its driver begins each
+    transaction that writes with BEGIN IMMEDIATE, see extensions.py)."""
     if not account_ids:
         return []
     if db.session.get_bind().dialect.name == "sqlite":
-        db.session.execute(update(Account).where(Account.id.in_(account_ids))
-                           .values(link_version=Account.link_version)
+        db.session.execute(update(Account).where(false()).values(link_version=Account.link_version)
                            .execution_options(synchronize_session=False))
     return list(db.session.execute(
         select(Account.id, Account.username, Account.callerid, Account.email, Account.staff_disabled,

@@ -3,6 +3,7 @@ follow the progress; the worker applies it, with one audit row for the batch."""
 
 import html
 import re
+import threading
 import uuid
 
 from sqlalchemy import func, select
@@ -409,3 +410,39 @@ def test_a_batch_that_loses_a_race_on_a_key_settles_it_one_account_at_a_time(
                                      job_id=job_id)
         assert batch.sent == [first, second]
         assert sorted(db.session.scalars(select(Message.account_id))) == [first, second]
+
+
+def test_batches_and_single_sends_racing_for_one_account_keep_its_rate_limit(app, csr_id, make_account):
+    sms_gateway(app)
+    app.config["SEND_RATE_LIMIT"] = 2
+    shared, other = make_account(), make_account()
+    job_ids = [send_job(app, csr_id) for _ in range(3)]
+    start, said = threading.Barrier(6), []
+
+    def sender(n: int) -> None:
+        with app.app_context():
+            actor = staff.get(csr_id)
+            start.wait(timeout=10)
+            if n < 3:  # a bulk job's chunk, which locks both accounts (the shared one last)
+                batch = messaging.queue_many([other, shared], MessageKind.LINK, Channel.SMS, actor=actor,
+                                             job_id=job_ids[n])
+                said.append(shared in batch.sent)
+            else:  # a CSR's Send on the account page
+                try:
+                    messaging.queue(db.session.get(Account, shared), MessageKind.LINK, Channel.SMS,
+                                    actor=actor)
+                    said.append(True)
+                except ServiceError:
+                    said.append(False)
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(said) == [False] * 4 + [True] * 2  # exactly the limit got through, whoever came first
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Message.id)).where(Message.account_id == shared)) == 2
+        assert db.session.get(Account, shared).link_version == 2
+        assert db.session.scalar(select(func.count(Message.id)).where(Message.account_id == other)) == 2
