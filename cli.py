@@ -1,9 +1,8 @@
 """Thin command-line commands; the work happens in services."""
 
 import os
-import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import signal
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,15 +12,10 @@ from flask.cli import with_appcontext
 from flask_migrate import upgrade
 
 import config
-from extensions import db
 from models import Role
-from services import backup, demo, devices, health, job_kinds, jobs, messaging, registrar, staff, throttle
+from services import backup, demo, registrar, staff
 from services.errors import ServiceError
-
-# Rate counters (services.throttle) whose window started a day ago are dead: an idle worker deletes them
-# every ten minutes, so the table holds about a day of distinct callers.
-PRUNE_COUNTERS_AFTER = 24 * 3600
-PRUNE_EVERY = 600
+from services.worker import Worker
 
 
 def init_app(app: Flask) -> None:
@@ -126,67 +120,19 @@ def restore_command(path: Path, replace: bool) -> None:
 @click.option("--idle", default=1.0, show_default=True, help="Seconds to wait when nothing is due.")
 @click.option("--threads", default=4, show_default=True, help="Messages sent at the same time.")
 def worker(once: bool, idle: float, threads: int) -> None:
-    """Deliver queued messages (the outbox) and run background jobs; run it beside the web server."""
+    """Deliver queued messages (the outbox) and run background jobs; run it beside the web server.
+    SIGTERM or Ctrl-C stops it: sends under way finish, the other messages go back to the outbox."""
     click.echo("Outbox worker started." if not once else "Delivering due messages.")
-    app = current_app._get_current_object()
-    # Gateways answer slowly; several senders keep them busy. Each claims its own message. One more
-    # thread does the process's chores, once each however many senders there are.
-    with ThreadPoolExecutor(max_workers=threads + 1) as pool:
-        loops = [pool.submit(_deliver_loop, app, once, idle) for _ in range(threads)]
-        chores = pool.submit(_chores_loop, app, once)
-        handled = sum(future.result() for future in loops)
-        chores.result()
+    process = Worker(current_app._get_current_object(), senders=max(1, threads), idle=idle, once=once)
+    main = threading.current_thread() is threading.main_thread()  # only it may take signals
+    handlers = {number: signal.signal(number, lambda *_: process.stop())
+                for number in (signal.SIGTERM, signal.SIGINT) if main}
+    try:
+        handled = process.run()
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
     click.echo(f"Handled {handled} {'task' if handled == 1 else 'tasks'} (messages and jobs).")
-
-
-def _deliver_loop(app: Flask, once: bool, idle: float) -> int:
-    """Claim and send messages until none is due (with --once); return how many were handled."""
-    handled = 0
-    with app.app_context():
-        while True:
-            try:
-                delivered = messaging.run_once() or jobs.run_next(job_kinds.HANDLERS)
-            except Exception:  # a broken message or a database hiccup must not stop the worker
-                app.logger.exception("outbox delivery failed; the message's lease lets it be retried")
-                delivered = False
-            db.session.remove()  # a fresh session per message: nothing stale between deliveries
-            handled += delivered
-            if not delivered:
-                if once:
-                    return handled
-                time.sleep(idle)
-
-
-def _chores_loop(app: Flask, once: bool) -> None:
-    """Do each of the worker process's chores at its own interval (each once, with --once)."""
-    with app.app_context():
-        config, name = app.config, health.worker_name()
-        chores: list[tuple[float, Callable[[], object]]] = [
-            # /readyz tells a live worker from a stopped one.
-            (config["WORKER_BEAT_SECONDS"], lambda: health.worker_seen(name)),
-            # Rate counters of long-ended windows go.
-            (PRUNE_EVERY, lambda: throttle.prune(older_than_seconds=PRUNE_COUNTERS_AFTER)),
-        ]
-        if registrar.configured():
-            chores += [
-                # At start, then now and then: whatever changed while the SIP server's database was away.
-                (config["REGISTRAR_RESYNC_SECONDS"], registrar.sync),
-                (config["REGISTRAR_POLL_SECONDS"], devices.mark_registered_connected),
-            ]
-        due = [0.0] * len(chores)
-        while True:
-            for index, (every, chore) in enumerate(chores):
-                if time.monotonic() < due[index]:
-                    continue
-                try:
-                    chore()
-                except Exception:  # the database may be away for a while: the next turn tries again
-                    app.logger.exception("worker chore failed; it runs again in %s s", every)
-                db.session.remove()
-                due[index] = time.monotonic() + every
-            if once:
-                return
-            time.sleep(max(0.05, min(min(due) - time.monotonic(), 1.0)))
 
 
 @contextmanager

@@ -17,6 +17,7 @@ class Gateway(Protocol):
 
     name: str
     settings_fields: tuple[SettingField, ...]
+    rate: float | None  # messages per second every worker together may send through it; None: any
 
     def __init__(self, settings: dict[str, Any]) -> None: ...
 
@@ -28,6 +29,7 @@ class SmsGateway(Gateway, Protocol):
 
     default_max_parts: int  # in parts, when the settings name none
     max_parts: int          # in parts, as these settings allow
+    default_rate: float     # messages per second, when the settings name none
 
 
 # The name stored in settings["sms"]["gateway"] (and on every message) -> its gateway.

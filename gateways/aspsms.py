@@ -22,9 +22,10 @@ class AspsmsGateway:
     settings_fields = (SettingField("userkey", "Userkey"),
                        SettingField("password", "API password", secret=True),
                        SettingField("originator", "Originator", check=sms_http.check_originator("ASPSMS")),
-                       sms_http.MAX_PARTS_FIELD, sms_http.BASE_URL_FIELD)
+                       sms_http.MAX_PARTS_FIELD, sms_http.RATE_FIELD, sms_http.BASE_URL_FIELD)
     # ASPSMS's public API pages we found name no longest message: the shared default stands.
     default_max_parts = sms_http.DEFAULT_MAX_PARTS
+    default_rate = sms_http.DEFAULT_RATE  # nor a send rate
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.userkey = settings.get("userkey") or ""
@@ -32,6 +33,7 @@ class AspsmsGateway:
         self.originator = settings.get("originator") or ""
         self.base_url = (settings.get("base_url") or BASE_URL).rstrip("/")
         self.max_parts = sms_http.max_parts(settings, self.default_max_parts)
+        self.rate = sms_http.rate(settings, self.default_rate)
 
     def send(self, message: Outgoing) -> Result:
         """Hand the SMS to ASPSMS."""

@@ -11,6 +11,7 @@ class Outcome(StrEnum):
 
     SENT = "sent"            # accepted by the provider
     TRANSIENT = "transient"  # try again later (timeout, 4xx, 5xx from the provider)
+    THROTTLED = "throttled"  # sent too fast: the provider asks us to wait; a try that does not count
     PERMANENT = "permanent"  # will never work as it is (bad address, bad credentials)
 
 
@@ -30,6 +31,7 @@ class Result:
     outcome: Outcome
     provider_id: str | None = None
     detail: str = ""
+    retry_after: float | None = None  # seconds the provider asked us to wait, when it named a wait
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,14 @@ class SettingField:
 
     A secret is stored encrypted (as `<key>_encrypted`) and never shown again; a blank one keeps the
     stored secret, a blank plain value is not stored (the gateway's default applies). `kind` says what
-    the form checks: text, a URL, a host name, a port, a count (1-255), one of `choices`, a check box or a
-    sender address.
+    the form checks: text, a URL, a host name, a port, a count (1-255), a rate (1-10,000 a second), one of
+    `choices`, a check box or a sender address.
     """
 
     key: str
     label: str
     secret: bool = False
-    kind: Literal["text", "url", "host", "port", "count", "choice", "check", "address"] = "text"
+    kind: Literal["text", "url", "host", "port", "count", "rate", "choice", "check", "address"] = "text"
     required: bool = False
     max_length: int = 256
     choices: tuple[tuple[str, str], ...] = ()

@@ -38,16 +38,18 @@ class ClickatellGateway:
     name = "clickatell"
     settings_fields = (SettingField("api_key", "API key", secret=True),
                        SettingField("sender", "Sender (two-way numbers only)", check=check_sender),
-                       sms_http.MAX_PARTS_FIELD, sms_http.BASE_URL_FIELD)
+                       sms_http.MAX_PARTS_FIELD, sms_http.RATE_FIELD, sms_http.BASE_URL_FIELD)
     # Clickatell's documentation: an integration sends at most 3 parts unless its settings allow more
     # (up to 35 when no character needs escaping).
     default_max_parts = 3
+    default_rate = sms_http.DEFAULT_RATE  # its pages we found name no send rate per integration
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.api_key = settings.get("api_key") or ""
         self.sender = (settings.get("sender") or "").lstrip("+")
         self.base_url = (settings.get("base_url") or BASE_URL).rstrip("/")
         self.max_parts = sms_http.max_parts(settings, self.default_max_parts)
+        self.rate = sms_http.rate(settings, self.default_rate)
 
     def send(self, message: Outgoing) -> Result:
         """Hand the SMS to Clickatell."""
@@ -70,11 +72,11 @@ class ClickatellGateway:
         if not error.get("error"):
             return sms_http.unexpected("Clickatell", response)
         code = error.get("errorCode")
-        transient = (code in TRANSIENT_CODES
-                     or sms_http.by_http_status(response.status_code) is Outcome.TRANSIENT)
         description = f" {error['errorDescription']}" if error.get("errorDescription") else ""
-        return Result(Outcome.TRANSIENT if transient else Outcome.PERMANENT,
-                      detail=f"Clickatell: {error['error']}{description} (error {code})")
+        result = sms_http.refusal(response, f"Clickatell: {error['error']}{description} (error {code})")
+        if code in TRANSIENT_CODES and result.outcome is Outcome.PERMANENT:
+            return Result(Outcome.TRANSIENT, detail=result.detail)
+        return result
 
 
 def parse_receipt(data: Mapping[str, Any]) -> Receipt | None:

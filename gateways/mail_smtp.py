@@ -40,6 +40,7 @@ class SmtpGateway:
                      description="Stored encrypted. Leave empty to keep the current one."),
         SettingField("sender", "Sender address", kind="address", required=True),
     )
+    rate = None  # a relay queues what it takes; a Gmail account's daily cap is no rate per second
 
     def __init__(self, settings: dict[str, Any]) -> None:
         preset = GMAIL if settings.get("mode") == "gmail" else {}

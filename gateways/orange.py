@@ -33,9 +33,10 @@ class OrangeGateway:
                        SettingField("client_secret", "Client secret", secret=True),
                        SettingField("sender_address", "Sender address (+country number)"),
                        SettingField("sender_name", "Sender name (optional)"),
-                       sms_http.MAX_PARTS_FIELD, sms_http.BASE_URL_FIELD)
+                       sms_http.MAX_PARTS_FIELD, sms_http.RATE_FIELD, sms_http.BASE_URL_FIELD)
     # Orange's SMS API pages we found name no longest message: the shared default stands.
     default_max_parts = sms_http.DEFAULT_MAX_PARTS
+    default_rate = sms_http.DEFAULT_RATE  # nor a send rate
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.client_id = settings.get("client_id") or ""
@@ -45,6 +46,7 @@ class OrangeGateway:
         self.sender_name = settings.get("sender_name") or ""
         self.base_url = (settings.get("base_url") or BASE_URL).rstrip("/")
         self.max_parts = sms_http.max_parts(settings, self.default_max_parts)
+        self.rate = sms_http.rate(settings, self.default_rate)
         secret = hashlib.sha256(self.client_secret.encode()).hexdigest()
         self._cache_key = (self.base_url, self.client_id, secret)
 
@@ -64,8 +66,7 @@ class OrangeGateway:
             return Result(Outcome.SENT, provider_id=resource.rstrip("/").rsplit("/", 1)[-1] or None)
         if not body:
             return sms_http.unexpected("Orange", response)
-        return Result(sms_http.by_http_status(response.status_code),
-                      detail=f"Orange: {describe(body)} (HTTP {response.status_code})")
+        return sms_http.refusal(response, f"Orange: {describe(body)} (HTTP {response.status_code})")
 
     def _post(self, message: Outgoing, token: str) -> requests.Response:
         request = {"address": "tel:" + message.recipient, "senderAddress": self.sender,

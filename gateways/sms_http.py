@@ -2,7 +2,9 @@
 
 import re
 import threading
+import time
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -27,6 +29,13 @@ BASE_URL_FIELD = SettingField("base_url", "Base URL (empty: the provider's)", ki
 DEFAULT_MAX_PARTS = 6
 MAX_PARTS_FIELD = SettingField("max_parts", "Longest SMS, in parts (empty: the provider's default)",
                                kind="count", description="Templates longer than this are refused when saved.")
+# How fast all workers together send through a gateway. Providers set it per account; a blank one is the
+# gateway's `default_rate`: the provider's documented limit, or DEFAULT_RATE where we found none.
+DEFAULT_RATE = 10
+RATE_FIELD = SettingField("rate", "Messages per second (empty: the provider's default)", kind="rate",
+                          description="Every worker together sends no faster through this gateway.")
+# The longest wait a provider's "retry after" is taken at: a larger one is read as this.
+MAX_RETRY_AFTER = 3600.0
 _ALPHANUMERIC = re.compile(r"[A-Za-z0-9 ]{1,11}")
 _NUMBER = re.compile(r"\+?[1-9]\d{6,14}")
 
@@ -53,6 +62,14 @@ def max_parts(settings: dict[str, Any], default: int) -> int:
         return max(1, int(settings.get("max_parts") or default))
     except (TypeError, ValueError):
         return default
+
+
+def rate(settings: dict[str, Any], default: float) -> float:
+    """Messages per second a gateway's settings allow."""
+    try:
+        return max(1.0, float(settings.get("rate") or default))
+    except (TypeError, ValueError):
+        return float(default)
 
 
 class ProviderError(Exception):
@@ -88,8 +105,28 @@ def post(provider: str, url: str, **kwargs: Any) -> requests.Response:
 
 
 def by_http_status(status: int) -> Outcome:
-    """Too many requests, a timeout or a server error pass; any other refusal will come again."""
-    return Outcome.TRANSIENT if status in (408, 429) or status >= 500 else Outcome.PERMANENT
+    """Too many requests is a wait; a timeout or a server error passes; any other refusal will come again."""
+    if status == 429:
+        return Outcome.THROTTLED
+    return Outcome.TRANSIENT if status == 408 or status >= 500 else Outcome.PERMANENT
+
+
+def refusal(response: requests.Response, detail: str) -> Result:
+    """A provider's refusal judged by its HTTP status, with the wait its Retry-After header names."""
+    return Result(by_http_status(response.status_code), detail=detail, retry_after=retry_after(response))
+
+
+def retry_after(response: requests.Response) -> float | None:
+    """The seconds a Retry-After header asks for (a number or an HTTP date), None when it names none."""
+    value = (response.headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value) if value.replace(".", "", 1).isdigit() else (
+            parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def json_of(response: requests.Response) -> dict[str, Any]:
@@ -111,7 +148,7 @@ def unexpected(provider: str, response: requests.Response) -> Result:
                   "try again later.")
     else:
         detail = f"{provider} answered {status}" + (f": {text[:200]}" if text else ".")
-    return Result(by_http_status(response.status_code), detail=detail)
+    return refusal(response, detail)
 
 
 def check_international(number: str) -> None:

@@ -16,10 +16,13 @@ from gateways import sms_http
 from gateways.base import PROVIDER_ID_MAX, Outcome, Outgoing, Receipt, Result, SettingField, field_text
 
 BASE_URL = "https://rest.nexmo.com"
-# Vonage status codes worth another try: 1 throttled, 5 internal error, 10 too many existing binds.
+# Vonage status codes worth another try: 5 internal error, 10 too many existing binds; 1 is "throttled",
+# a wait whose length its text names in milliseconds.
 # Every other non-zero status (missing or invalid parameters, bad credentials, unroutable, barred,
 # out of credit, not enabled for HTTP, message too long, …) will fail again as it is.
-TRANSIENT_STATUSES = frozenset({"1", "5", "10"})
+TRANSIENT_STATUSES = frozenset({"5", "10"})
+THROTTLED = "1"
+_WAIT_MS = re.compile(r"wait \[\s*(\d{1,9})\s*\]")
 DELIVERED = frozenset({"delivered"})
 FAILED = frozenset({"expired", "failed", "rejected"})  # "accepted", "buffered", "unknown": still open
 # Signed webhooks (enabled by Vonage support): the dashboard's signature secret and its method.
@@ -55,9 +58,10 @@ class VonageGateway:
                        SettingField("signature_method", "Signature method", kind="choice", choices=(
                            ("", "MD5 hash (Vonage's default)"), ("md5", "MD5 HMAC"), ("sha1", "SHA1 HMAC"),
                            ("sha256", "SHA-256 HMAC"), ("sha512", "SHA-512 HMAC"))),
-                       sms_http.MAX_PARTS_FIELD, sms_http.BASE_URL_FIELD)
+                       sms_http.MAX_PARTS_FIELD, sms_http.RATE_FIELD, sms_http.BASE_URL_FIELD)
     # Vonage splits a long text itself and documents no longest one: the shared default stands.
     default_max_parts = sms_http.DEFAULT_MAX_PARTS
+    default_rate = 30  # Vonage's documented default: 30 SMS API requests a second per API key
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.api_key = settings.get("api_key") or ""
@@ -65,6 +69,7 @@ class VonageGateway:
         self.sender = (settings.get("sender") or "").lstrip("+")
         self.base_url = (settings.get("base_url") or BASE_URL).rstrip("/")
         self.max_parts = sms_http.max_parts(settings, self.default_max_parts)
+        self.rate = sms_http.rate(settings, self.default_rate)
 
     def send(self, message: Outgoing) -> Result:
         """Hand the SMS to Vonage."""
@@ -87,11 +92,15 @@ class VonageGateway:
         refused = [part for part in parts if str(part.get("status")) != "0"]
         if not refused:
             return Result(Outcome.SENT, provider_id=parts[0].get("message-id"))
-        status = str(refused[0].get("status"))
-        # Once some part has left, a retry would send those parts twice.
-        retry = status in TRANSIENT_STATUSES and len(refused) == len(parts)
-        return Result(Outcome.TRANSIENT if retry else Outcome.PERMANENT,
-                      detail=f"Vonage: {refused[0].get('error-text') or 'error'} (status {status})")
+        status, text = str(refused[0].get("status")), str(refused[0].get("error-text") or "error")
+        detail = f"Vonage: {text} (status {status})"
+        if len(refused) < len(parts):  # once some part has left, a retry would send those parts twice
+            return Result(Outcome.PERMANENT, detail=detail)
+        if status == THROTTLED:
+            wait = _WAIT_MS.search(text)  # "Throughput Rate Exceeded - please wait [ 1000 ] and retry"
+            seconds = min(int(wait.group(1)) / 1000, sms_http.MAX_RETRY_AFTER) if wait else None
+            return Result(Outcome.THROTTLED, detail=detail, retry_after=seconds)
+        return Result(Outcome.TRANSIENT if status in TRANSIENT_STATUSES else Outcome.PERMANENT, detail=detail)
 
 
 def parse_receipt(data: Mapping[str, Any]) -> Receipt | None:

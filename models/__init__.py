@@ -21,7 +21,7 @@ from models.job import Job
 from models.message import Message, PendingReceipt
 from models.setting import Setting
 from models.staff import StaffSession, StaffUser, staff_groups
-from models.throttle import RateCounter
+from models.throttle import GatewayPace, RateCounter
 from models.worker import WorkerBeat
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "Platform",
     "Profile",
     "PublicKey",
+    "GatewayPace",
     "RateCounter",
     "Role",
     "RuleKind",

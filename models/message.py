@@ -32,6 +32,10 @@ class Message(TimestampMixin, db.Model):
     link_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
     link_nonce_encrypted: Mapped[str | None] = mapped_column(Text)
     link_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the activation that consumed it
+    # The subject and body as first rendered (they carry the signed link), encrypted like the nonce and
+    # erased with it: every try of a message sends the same text, and a template edit or a new signing
+    # time between two tries changes nothing the phone gets.
+    text_encrypted: Mapped[str | None] = mapped_column(Text)
     status: Mapped[MessageStatus] = mapped_column(enum_type(MessageStatus), default=MessageStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

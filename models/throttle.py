@@ -1,8 +1,9 @@
-"""Counters of a key's hits in a fixed time window, for rate limits that hold under concurrency."""
+"""Counters of a key's hits in a fixed time window, for rate limits that hold under concurrency, and each
+gateway's send pace."""
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import Double, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from extensions import db
@@ -17,3 +18,13 @@ class RateCounter(db.Model):
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     window_start: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     count: Mapped[int] = mapped_column(default=0)
+
+
+class GatewayPace(db.Model):
+    """The next free send slot of one gateway (services/pace.py), in seconds since the epoch on the
+    database's clock, so that the senders of every worker process, on one host or several, share it."""
+
+    __tablename__ = "gateway_paces"
+
+    gateway: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Double)

@@ -7,13 +7,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import Row, and_, delete, false, func, insert, select, update
+from sqlalchemy import Row, delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 import gateways
-from extensions import VaultError, db
+from extensions import db
 from gateways.base import Outcome, Outgoing, Receipt, Result
 from models import (
     Account,
@@ -26,7 +25,7 @@ from models import (
     StaffUser,
     utcnow,
 )
-from services import accounts, audit, idempotency, keyset, leases, links, message_templates, settings
+from services import accounts, audit, idempotency, keyset, links, settings
 from services.errors import Invalid, NotFound, ServiceError, Throttled
 
 log = logging.getLogger(__name__)
@@ -209,93 +208,6 @@ def get_for_account(account: Account, message_id: int) -> Message:
     return message
 
 
-def claim(*, now=None) -> Message | None:
-    """Take the oldest due message under a lease, atomically, so no two workers send it."""
-    now = now or utcnow()
-    message_id = leases.claim(
-        Message, due=and_(Message.status == MessageStatus.QUEUED, Message.next_attempt_at <= now),
-        order_by=(Message.next_attempt_at, Message.id), now=now,
-        lease=timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"]))
-    if message_id is None:
-        return None
-    # One query for what delivery reads: the message, its account and the account's group.
-    return db.session.get(Message, message_id,
-                          options=[joinedload(Message.account).joinedload(Account.group)])
-
-
-def deliver(message: Message) -> Result:
-    """Render and send one claimed message, then record what the gateway said."""
-    account = message.account
-    if account is None:
-        return _record(message, Result(Outcome.PERMANENT, detail="account deleted"))
-    if account.link_version != message.link_version:
-        return _supersede(message)
-    if message.attempts > current_app.config["OUTBOX_MAX_ATTEMPTS"]:  # its workers died mid-send each time
-        return _record(message, Result(Outcome.PERMANENT, detail=(
-            f"Gave up after {message.attempts - 1} attempts: "
-            "the worker stopped before recording the last one.")))
-    try:
-        outgoing, gateway = _prepare(message, account)
-    except (LookupError, Invalid) as exc:
-        # No gateway, or a template saved before its limits existed: fail this message, don't retry it.
-        detail = exc.message if isinstance(exc, Invalid) else str(exc)
-        return _record(message, Result(Outcome.PERMANENT, detail=detail))
-    except Exception as exc:  # a stored secret no key decrypts: counted as an attempt, then failed
-        return _record(message, _raised(message, exc, "The message could not be prepared"))
-    db.session.commit()  # no transaction stays open during the network call
-    try:
-        result = gateway.send(outgoing)
-    except Exception as exc:  # a gateway bug must not leave the message leased and retried forever
-        result = _raised(message, exc, f"The {message.gateway} gateway failed")
-    return _record(message, result)
-
-
-def _prepare(message: Message, account: Account) -> tuple[Outgoing, gateways.Gateway]:
-    """The rendered message and the gateway that will send it, recorded on the message."""
-    config = settings.for_gateways()
-    outgoing = render(message, account, config)
-    gateway = gateways.for_settings(message.channel.value, config)
-    if message.channel is Channel.SMS:
-        # The gateway that sends it is the one its receipts come from, whatever was default at queue time.
-        message.gateway = gateway.name
-        message_templates.check_fits(outgoing.body, config["sms"])
-    return outgoing, gateway
-
-
-def _raised(message: Message, exc: Exception, what: str) -> Result:
-    """A delivery that raised: a transient failure whose reason a person understands and names no secret."""
-    db.session.rollback()  # the error may have come from the database; _record starts afresh
-    current_app.logger.error("message %s: %s", message.id, what, exc_info=exc)
-    if isinstance(exc, VaultError):
-        reason = (f"{what}: {exc}. Restore the PROVISIO_ENCRYPTION_KEYS key the gateway's secret was "
-                  "saved with, or enter the secret again in Settings.")
-    elif isinstance(exc, ServiceError):
-        reason = f"{what}: {exc.message}"
-    else:
-        reason = f"{what}: unexpected {type(exc).__name__} (the worker's log has the details)."
-    return Result(Outcome.TRANSIENT, detail=reason)
-
-
-def run_once() -> bool:
-    """Deliver one due message; return False when there was none."""
-    message = claim()
-    if message is None:
-        return False
-    result = deliver(message)
-    log.info("message %s to account %s: %s", message.id, message.account_id, result.outcome)
-    return True
-
-
-def render(message: Message, account: Account, config: dict) -> Outgoing:
-    """Fill the kind's template; the SIP password is never among the placeholders."""
-    token = links.token_of(message)
-    context = {"link": links.url_for_token(config["public_base_url"], token), "owner": account.owner,
-               "username": account.username, "group": account.group.name}
-    subject, body = message_templates.get(message.kind, message.channel)
-    return Outgoing(message.recipient, message_templates.render(subject, context),
-                    message_templates.render(body, context))
-
-
 def send_test(channel: Channel, recipient: str, *, actor: StaffUser) -> Result:
     """Send a test message now through the channel's gateway and report the provider's own answer."""
     outgoing = Outgoing(recipient, "Provisio test message", f"The {channel.value} gateway of Provisio works.")
@@ -322,6 +234,18 @@ def record_receipt(gateway: str, receipt: Receipt) -> bool:
     # receipt before it was kept: look once more now that it is. Each side writes, commits, then reads,
     # so at least one of them sees the other.
     return _apply_pending(gateway, receipt.provider_id)
+
+
+def apply_pending_receipts(sent: list[tuple[str, str]]) -> None:
+    """Apply the kept receipts of sends just recorded, as (gateway, provider id): one look-up for all."""
+    if not sent:
+        return
+    kept = set(db.session.execute(select(PendingReceipt.gateway, PendingReceipt.provider_id)
+                                  .where(PendingReceipt.provider_id.in_({pid for _, pid in sent}))).all())
+    db.session.rollback()
+    for gateway, provider_id in sent:
+        if (gateway, provider_id) in kept:
+            _apply_pending(gateway, provider_id)
 
 
 def _apply_receipt(gateway: str, provider_id: str, status: str, detail: str) -> bool:
@@ -370,40 +294,6 @@ def _apply_pending(gateway: str, provider_id: str) -> bool:
     db.session.execute(delete(PendingReceipt).where(PendingReceipt.id == kept.id))
     db.session.commit()
     return True
-
-
-def _supersede(message: Message) -> Result:
-    """A newer send replaced this message before it left: it is not sent, and it did not fail."""
-    result = Result(Outcome.PERMANENT, detail="Superseded by a newer message before it was sent.")
-    message.status, message.lease_until, message.last_error = MessageStatus.SUPERSEDED, None, result.detail
-    message.link_nonce_encrypted = None  # never sent: its link can no longer be signed
-    db.session.commit()
-    return result
-
-
-def _record(message: Message, result: Result) -> Result:
-    config = current_app.config
-    message.lease_until = None
-    message.last_error = result.detail or None
-    if result.outcome is Outcome.SENT:
-        message.status = MessageStatus.SENT
-        message.sent_at = utcnow()
-        message.provider_id = result.provider_id
-        account = message.account
-        if account is not None and account.link_version == message.link_version:
-            accounts.set_status(account, message.kind.sent_status, actor=f"gateway {message.gateway}",
-                                channel=message.channel.value, resend=True)
-    elif result.outcome is Outcome.TRANSIENT and message.attempts < config["OUTBOX_MAX_ATTEMPTS"]:
-        backoff = config["OUTBOX_BACKOFF_SECONDS"] * 2 ** (message.attempts - 1)
-        message.next_attempt_at = utcnow() + timedelta(seconds=min(backoff, 3600))
-    else:
-        message.status = MessageStatus.FAILED
-    if message.status is not MessageStatus.QUEUED:  # sent or given up: only the link's hash stays
-        message.link_nonce_encrypted = None
-    db.session.commit()
-    if result.outcome is Outcome.SENT and message.provider_id:
-        _apply_pending(message.gateway, message.provider_id)  # its receipt may have come first
-    return result
 
 
 def _recipient(account: Account, channel: Channel) -> str:

@@ -10,7 +10,7 @@ from extensions import db
 from gateways.base import Outcome
 from gateways.sms_http import is_gsm7
 from models import Account, Channel, Message, MessageKind, MessageStatus, StaffUser
-from services import message_templates, messaging, settings
+from services import delivery, message_templates, messaging, settings
 from tests.test_sms_gateways import SECRET, orange_gateway, sms
 from tests.test_sms_path import configure_vonage
 from tools.fake_providers import FakeOrange, FakeVonage
@@ -35,7 +35,7 @@ def test_the_sample_link_has_a_real_links_length_and_alphabet(app, admin_id, mak
         sample = message_templates.sample_context()["link"]
         message = messaging.queue(db.session.get(Account, account_id), MessageKind.LINK, Channel.SMS,
                                   actor=db.session.scalar(select(StaffUser)))
-        real = messaging.render(message, message.account, settings.for_gateways()).body
+        real = delivery.render(message, message.account, settings.for_gateways()).body
     link = re.search(r"https://\S+", real).group(0)
     assert len(sample) == len(link) and sample.startswith(f"{PUBLIC}/m/")
     assert is_gsm7(sample) and is_gsm7(link)

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 
 from extensions import db
 from models import Account, Channel, Message, MessageKind, MessageStatus, Status, utcnow
-from services import accounts, links, messaging, settings, staff
+from services import accounts, delivery, links, messaging, settings, staff
 from tests.mail import free_port
 from tests.webtools import detached, flashes, page_text, run_worker
 
@@ -177,7 +177,7 @@ def test_message_of_a_killed_worker_is_claimed_again_after_its_lease_expires(
     account_id = make_account(wizard=True)
     message_id = queue(app, account_id, admin_id)
     with app.app_context():
-        assert messaging.claim().id == message_id  # this worker dies before it sends
+        assert delivery.claim() == [message_id]  # this worker dies before it sends
 
     run_worker(app)  # the lease is still live: another worker leaves it alone
     assert mail_settings.inbox.messages == []
@@ -201,22 +201,29 @@ def test_claim_skips_a_live_lease_and_takes_an_expired_one(app, admin_id, make_a
     lease = timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"])
     with app.app_context():
         now = utcnow()
-        assert messaging.claim(now=now).id == message_id
-        assert messaging.claim(now=now + lease - timedelta(seconds=1)) is None
-        again = messaging.claim(now=now + lease + timedelta(seconds=1))
-        assert again is not None and again.id == message_id and again.attempts == 2
+        assert delivery.claim(now=now) == [message_id]
+        assert delivery.claim(now=now + lease - timedelta(seconds=1)) == []
+        assert delivery.claim(now=now + lease + timedelta(seconds=1)) == [message_id]
+        assert db.session.get(Message, message_id).attempts == 2
 
 
 def test_claim_never_hands_the_same_message_to_two_claimers(app, admin_id, make_account):
     first_id = queue(app, make_account(wizard=True), admin_id)
     second_id = queue(app, make_account(wizard=True), admin_id)
     with app.app_context():
-        first = messaging.claim()
-        second = messaging.claim()
-        third = messaging.claim()
-        assert {first.id, second.id} == {first_id, second_id}
-        assert third is None
+        [first] = delivery.claim()
+        [second] = delivery.claim()
+        assert delivery.claim() == []
+        assert {first, second} == {first_id, second_id}
         assert db.session.get(Message, first_id).lease_until is not None
+
+
+def test_a_batch_claim_takes_the_oldest_due_messages_and_leaves_the_rest(app, admin_id, make_account):
+    ids = [queue(app, make_account(wizard=True), admin_id) for _ in range(5)]
+    with app.app_context():
+        assert sorted(delivery.claim(limit=3)) == ids[:3]
+        assert sorted(delivery.claim(limit=3)) == ids[3:]
+        assert delivery.claim(limit=3) == []
 
 
 def test_concurrent_claimers_never_share_a_message(app, admin_id, make_account):
@@ -228,9 +235,9 @@ def test_concurrent_claimers_never_share_a_message(app, admin_id, make_account):
         with app.app_context():
             start.wait(timeout=10)
             for _ in range(len(queued) + 1):  # bounded: a broken claim fails here instead of hanging
-                if (message := messaging.claim()) is None:
+                if not (ids := delivery.claim(limit=2)):
                     break
-                claimed.append(message.id)
+                claimed.extend(ids)
 
     threads = [threading.Thread(target=claimer) for _ in range(6)]
     for thread in threads:
@@ -241,9 +248,9 @@ def test_concurrent_claimers_never_share_a_message(app, admin_id, make_account):
     assert len(claimed) == len(set(claimed))  # nobody got a message someone else holds
     with app.app_context():
         for _ in range(len(queued) + 1):  # a claimer may give up early, but never claim twice
-            if (message := messaging.claim()) is None:
+            if not (ids := delivery.claim()):
                 break
-            claimed.append(message.id)
+            claimed.extend(ids)
     assert sorted(claimed) == sorted(queued)
 
 

@@ -92,7 +92,7 @@ def test_shown_values_leave_every_secret_out(app):
 
         assert settings.shown(vonage, SMS_GATEWAYS["vonage"].settings_fields) == {
             "api_key": "key", "sender": "Provisio", "signature_method": None, "max_parts": None,
-            "base_url": None}
+            "rate": None, "base_url": None}
         assert settings.has_secret(vonage, "api_secret")
         assert not settings.has_secret(vonage, "api_key")
 
@@ -100,7 +100,7 @@ def test_shown_values_leave_every_secret_out(app):
 def test_each_gateway_declares_its_settings_and_the_form_has_exactly_those_fields(app):
     vonage = {field.key: field.secret for field in SMS_GATEWAYS["vonage"].settings_fields}
     assert vonage == {"api_key": False, "api_secret": True, "sender": False, "signature_secret": True,
-                      "signature_method": False, "max_parts": False, "base_url": False}
+                      "signature_method": False, "max_parts": False, "rate": False, "base_url": False}
     assert [field.key for field in SmtpGateway.settings_fields if field.secret] == ["password"]
 
     with app.test_request_context():

@@ -1,8 +1,11 @@
 """The four SMS gateways over real HTTP to local servers that speak each provider's API."""
 
+import email.utils
 import socket
+import time
 
 import pytest
+import requests
 
 import gateways
 from gateways import clickatell, orange, sms_http, vonage
@@ -157,12 +160,21 @@ def test_orange_unroutable_number_is_permanent(orange_fake):
     assert result.detail == "Orange: SVC0004 No valid addresses provided in message part address (HTTP 400)"
 
 
-def test_orange_throttling_is_transient(orange_fake):
+def test_orange_throttling_is_a_wait_without_a_length_when_it_names_none(orange_fake):
     orange_gateway(orange_fake).send(sms())  # take a token first, so the failure meets the SMS request
     orange_fake.fail_next(1, "throttle")
     result = orange_gateway(orange_fake).send(sms())
-    assert result.outcome is Outcome.TRANSIENT
+    assert (result.outcome, result.retry_after) == (Outcome.THROTTLED, None)
     assert "Too many requests" in result.detail
+
+
+def test_orange_over_its_rate_asks_for_the_wait_its_retry_after_names(orange_fake):
+    orange_fake.rate_limit = 1
+    gateway = orange_gateway(orange_fake)
+    assert gateway.send(sms()).outcome is Outcome.SENT
+    result = gateway.send(sms())
+    assert (result.outcome, result.retry_after) == (Outcome.THROTTLED, 1.0)
+    assert orange_fake.throttled == 1 and len(orange_fake.accepted) == 1
 
 
 def test_orange_token_endpoint_down_is_transient(orange_fake):
@@ -268,11 +280,48 @@ def test_vonage_missing_sender_is_permanent(vonage_fake):
     assert result.detail == "Vonage: Missing from param (status 2)"
 
 
-def test_vonage_throttling_is_transient(vonage_fake):
+def test_vonage_throttling_is_a_wait_of_the_milliseconds_its_text_names(vonage_fake):
     vonage_fake.fail_next(1, "throttle")
     result = vonage_gateway(vonage_fake).send(sms())
-    assert result.outcome is Outcome.TRANSIENT
+    assert (result.outcome, result.retry_after) == (Outcome.THROTTLED, 1.0)
     assert "(status 1)" in result.detail
+
+
+def test_vonage_over_its_rate_names_the_wait_until_the_next_free_slot(vonage_fake):
+    vonage_fake.rate_limit = 2
+    gateway = vonage_gateway(vonage_fake)
+    assert [gateway.send(sms()).outcome for _ in range(2)] == [Outcome.SENT, Outcome.SENT]
+    result = gateway.send(sms())
+    assert result.outcome is Outcome.THROTTLED and 0 < result.retry_after <= 1.0
+    assert vonage_fake.throttled == 1 and len(vonage_fake.accepted) == 2
+
+
+def test_clickatell_over_its_rate_is_a_wait_of_its_retry_after(clickatell_fake):
+    clickatell_fake.rate_limit = 1
+    gateway = clickatell_gateway(clickatell_fake)
+    assert gateway.send(sms()).outcome is Outcome.SENT
+    result = gateway.send(sms())
+    assert (result.outcome, result.retry_after) == (Outcome.THROTTLED, 1.0)
+    assert "Too many requests" in result.detail and len(clickatell_fake.accepted) == 1
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("3", 3.0), ("0.5", 0.5), ("999999", 3600.0), ("soon", None), ("", None), ("-4", None)])
+def test_a_retry_after_header_is_read_as_seconds_and_capped(header, expected):
+    response = requests.Response()
+    response.headers["Retry-After"] = header
+    assert sms_http.retry_after(response) == expected
+
+
+def test_a_retry_after_date_is_read_as_the_seconds_until_it():
+    response = requests.Response()
+    response.headers["Retry-After"] = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= sms_http.retry_after(response) <= 30
+
+
+@pytest.mark.parametrize(("settings", "expected"), [({}, 30.0), ({"rate": "5"}, 5.0), ({"rate": "x"}, 30.0)])
+def test_a_gateways_send_rate_is_its_setting_or_the_providers_documented_one(settings, expected):
+    assert VonageGateway({"api_key": "k", "api_secret": "s", **settings}).rate == expected
 
 
 @pytest.mark.parametrize(("receipt", "expected"), [

@@ -11,6 +11,10 @@ send is even answered, as a fast network can; `method="GET"` is Vonage's GET rec
 answered 2xx is retried (`receipt_tries` times in all), as the providers do; `receipt_answers` keeps
 the status of every try.
 
+`rate_limit = 5` makes a fake take at most 5 messages in any second, as a provider's account does: a
+message past it gets the provider's own "slow down" answer, with the wait it names (Vonage's status 1
+and its "please wait [ ms ]", Clickatell's and Orange's 429 with Retry-After), and counts in `throttled`.
+
     with FakeVonage(api_key="key", api_secret="secret") as vonage:
         VonageGateway({"api_key": "key", "api_secret": "secret", "base_url": vonage.base_url}).send(...)
 """
@@ -18,10 +22,12 @@ the status of every try.
 import base64
 import hashlib
 import json
+import math
 import re
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -35,7 +41,8 @@ from urllib.request import urlopen
 UNROUTABLE = "999"
 _DIGITS = re.compile(r"[1-9]\d{6,14}")
 
-Answer = tuple[int, Any]  # HTTP status and body: a dict is sent as JSON, a str as an HTML page
+# HTTP status and body (a dict is sent as JSON, a str as an HTML page), and maybe headers.
+Answer = tuple[int, Any] | tuple[int, Any, dict[str, str]]
 
 
 @dataclass
@@ -68,6 +75,7 @@ class FakeProvider:
 
     hang_seconds = 10.0
     latency = 0.0  # seconds every answer takes, as a provider across the internet would (benchmarks)
+    rate_limit: float | None = None  # messages it takes in any one second; None: any number
 
     def __init__(self) -> None:
         self.accepted: list[dict[str, Any]] = []
@@ -84,6 +92,22 @@ class FakeProvider:
         self.receipt_tries = 3
         self.receipt_answers: list[int] = []
         self._receipt_threads: list[threading.Thread] = []
+        self.throttled = 0  # messages refused for coming too fast
+        self._taken: deque[float] = deque()  # when each message of the last second was taken
+
+    def wait_needed(self) -> float:
+        """0 when one more message fits the rate limit (it is counted), else the seconds until it would."""
+        if self.rate_limit is None:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            while self._taken and self._taken[0] <= now - 1.0:
+                self._taken.popleft()
+            if len(self._taken) < self.rate_limit:
+                self._taken.append(now)
+                return 0.0
+            self.throttled += 1
+            return max(self._taken[0] + 1.0 - now, 0.001)
 
     def receipts_to(self, url: str, *, method: str = "POST", status: str = "delivered",
                     early: bool = False, tries: int = 3) -> None:
@@ -190,11 +214,13 @@ def _handler_for(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                                           self.headers, raw))
             if answer is None:
                 return  # hung: the client gave up long ago
-            status, body = answer
+            status, body, *more = answer
             page = isinstance(body, str)
             data = body.encode() if page else json.dumps(body).encode()
             try:
                 self.send_response(status)
+                for name, value in (more[0] if more else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "text/html" if page else "application/json;charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -211,6 +237,11 @@ def _handler_for(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
 
 
 NOT_FOUND = 404, "<html><body><h1>404 Not Found</h1></body></html>"
+
+
+def retry_after(wait: float) -> dict[str, str]:
+    """A Retry-After header for a wait: whole seconds, as HTTP has them."""
+    return {"Retry-After": str(max(1, math.ceil(wait)))}
 
 
 class FakeAspsms(FakeProvider):
@@ -263,8 +294,9 @@ class FakeAspsms(FakeProvider):
 class FakeOrange(FakeProvider):
     """api.orange.com: /oauth/v3/token (Basic client_id:client_secret) and the SMS outbound requests.
 
-    Extra failures: "throttle" (429, code 53) and "no_bundle" (403 with `no_bundle_body`: the pages of
-    Orange we found do not show this answer's shape, so a test can set the ones it guards against).
+    Extra failures: "throttle" (429, code 53, no Retry-After) and "no_bundle" (403 with `no_bundle_body`:
+    the pages of Orange we found do not show this answer's shape, so a test can set the ones it guards
+    against).
     `token_requests` counts tokens handed out;
     `expire_tokens()` makes every token handed out so far answer 401 "Expired credentials".
     """
@@ -310,10 +342,12 @@ class FakeOrange(FakeProvider):
 
     def _send(self, request: Request, sender: str, failure: str | None) -> Answer:
         refusal = self._refuse_token(request.headers.get("Authorization", "").removeprefix("Bearer "))
-        if refusal is None and failure == "throttle":
+        if refusal is None and (failure == "throttle" or (wait := self.wait_needed())):
             refusal = 429, {"code": 53, "message": "Too many requests",
                             "description": "The application has made too many calls "
                                            "and has exceeded the rate limit for this service."}
+            if failure != "throttle":
+                refusal = (*refusal, retry_after(wait))
         if refusal is None and failure == "no_bundle":
             refusal = 403, self.no_bundle_body
         outbound = (request.json() or {}).get("outboundSMSMessageRequest") or {}
@@ -384,6 +418,9 @@ class FakeClickatell(FakeProvider):
             return 401, _clickatell_error(108, "Invalid or missing integration API Key.",
                                           "The integration API key is either incorrect "
                                           "or has not been included in the API call.")
+        if wait := self.wait_needed():
+            refusal = _clickatell_error(429, "Too many requests.", "You exceeded the integration's rate.")
+            return 429, refusal, retry_after(wait)
         body = request.json()
         if not isinstance(body, dict) or not body.get("content") or not isinstance(body.get("to"), list):
             return 400, _clickatell_error(101, "Invalid or missing parameters.",
@@ -461,6 +498,9 @@ class FakeVonage(FakeProvider):
             return {"status": "4", "error-text": "Bad Credentials"}
         if failure == "throttle":
             return {"status": "1", "error-text": "Throughput Rate Exceeded - please wait [ 1000 ] and retry"}
+        if wait := self.wait_needed():
+            text = f"Throughput Rate Exceeded - please wait [ {math.ceil(wait * 1000)} ] and retry"
+            return {"status": "1", "error-text": text}
         if not params["to"].isdigit():
             return {"status": "3", "error-text": "Invalid to address"}
         if not routable(params["to"]):

@@ -196,9 +196,9 @@ def settings_form(platforms: list[str], models: list[str]) -> type[SettingsForm]
 # What the form checks of a gateway setting, by its kind, beyond required or optional. Not Email() for an
 # address: a relay's sender may be a local name such as provisio@localhost.
 _CHECKS = {"url": URL(require_tld=False), "host": HOSTNAME, "port": NumberRange(1, 65535),
-           "count": NumberRange(1, 255),
+           "count": NumberRange(1, 255), "rate": NumberRange(1, 10_000),
            "address": Regexp(r"^[^@\s]+@[^@\s]+$", message="An address such as provisio@example.com.")}
-_FIELD_CLASSES = {"url": URLField, "port": IntegerField, "count": IntegerField}
+_FIELD_CLASSES = {"url": URLField, "port": IntegerField, "count": IntegerField, "rate": IntegerField}
 
 
 def _provider_rule(check):
