@@ -123,7 +123,8 @@ def _set_enabled(actor: StaffUser, ids: list[int], *, enabled: bool) -> int:
 
 
 def _reason(message: str, account: Any) -> str:
-    """A skip reason without the account's own values, so equal reasons count together."""
+    """A skip reason without the account's own values (`account`: an Account, or the row queue_many read),
+    so equal reasons count together."""
     for value, word in ((account.username, "the account"), (account.callerid, "its number"),
                         (account.email, "its e-mail address")):
         if value:
