@@ -78,7 +78,7 @@ def start(user: StaffUser, action: str, ids: list[int], *, key: str, scope: dict
 def run(job: Job) -> dict[str, Any]:
     """Apply the action chunk by chunk; each chunk commits, so a restarted job repeats nothing twice
     (sends carry one idempotency key per job and account)."""
-    action, ids = job.payload["action"], job.payload["ids"]
+    job_id, action, ids = job.id, job.payload["action"], job.payload["ids"]
     actor = db.session.get(StaffUser, job.staff_id) if job.staff_id else None
     if actor is None or not actor.active or not actor.can_write:
         raise ServiceError("The staff user who started this job may no longer change accounts.")
@@ -87,7 +87,7 @@ def run(job: Job) -> dict[str, Any]:
     for start_at in range(0, len(ids), CHUNK):
         chunk = ids[start_at:start_at + CHUNK]
         if action in SENDS:
-            sent, reasons = _send(job, actor, chunk, *SENDS[action])
+            sent, reasons = _send(job_id, actor, chunk, *SENDS[action])
             changed += sent
             skipped.update(reasons)
         else:
@@ -100,22 +100,13 @@ def run(job: Job) -> dict[str, Any]:
 
 
 def _send(
-    job: Job, actor: StaffUser, ids: list[int], kind: MessageKind, channel: Channel
+    job_id: int, actor: StaffUser, ids: list[int], kind: MessageKind, channel: Channel
 ) -> tuple[int, Counter]:
-    sent, reasons, job_id = 0, Counter(), job.id
-    visible = set(db.session.scalars(accounts.scoped(select(Account.id).where(Account.id.in_(ids)), actor)))
-    for account_id in ids:
-        # One at a time: each send commits, and an account deleted meanwhile is simply skipped.
-        account = db.session.get(Account, account_id) if account_id in visible else None
-        if account is None:
-            continue  # counted with the others that went away
-        try:
-            messaging.queue(account, kind, channel, actor=actor, job_id=job_id, audited=False)
-            sent += 1
-        except ServiceError as exc:
-            db.session.rollback()
-            reasons[_reason(exc.message, account)] += 1
-    return sent, reasons
+    """Queue the chunk's messages in one batch; an account deleted or moved meanwhile is simply skipped."""
+    visible = db.session.scalars(accounts.scoped(select(Account.id).where(Account.id.in_(ids)), actor)
+                                 .order_by(Account.id))
+    batch = messaging.queue_many(list(visible), kind, channel, actor=actor, job_id=job_id, audited=False)
+    return len(batch.sent), Counter(_reason(exc.message, account) for account, exc in batch.refused)
 
 
 def _set_enabled(actor: StaffUser, ids: list[int], *, enabled: bool) -> int:
@@ -131,8 +122,9 @@ def _set_enabled(actor: StaffUser, ids: list[int], *, enabled: bool) -> int:
     return result.rowcount
 
 
-def _reason(message: str, account: Account) -> str:
-    """A skip reason without the account's own values, so equal reasons count together."""
+def _reason(message: str, account: Any) -> str:
+    """A skip reason without the account's own values (`account`: an Account, or the row queue_many read),
+    so equal reasons count together."""
     for value, word in ((account.username, "the account"), (account.callerid, "its number"),
                         (account.email, "its e-mail address")):
         if value:

@@ -98,9 +98,15 @@ def digest(nonce: str) -> str:
 
 def attach(message: Message) -> None:
     """Give a new message a link of its own: fresh random bits, kept hashed, and encrypted until sent."""
+    for column, value in new_link().items():
+        setattr(message, column, value)
+
+
+def new_link() -> dict[str, str]:
+    """The link columns of a new message (attach's, for a bulk insert): fresh random bits, hashed and
+    encrypted."""
     nonce = secrets.token_urlsafe(NONCE_BYTES)
-    message.link_hash = digest(nonce)
-    message.link_nonce_encrypted = vault.encrypt(nonce)
+    return {"link_hash": digest(nonce), "link_nonce_encrypted": vault.encrypt(nonce)}
 
 
 def token_of(message: Message) -> str:

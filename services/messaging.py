@@ -1,18 +1,32 @@
 """The outbox: queue a message with the change that causes it; the worker delivers it."""
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, delete, false, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 import gateways
 from extensions import db
 from gateways.base import Outcome, Outgoing, Receipt, Result
-from models import Account, Channel, Message, MessageKind, MessageStatus, PendingReceipt, StaffUser, utcnow
+from models import (
+    Account,
+    AuditEvent,
+    Channel,
+    Message,
+    MessageKind,
+    MessageStatus,
+    PendingReceipt,
+    StaffUser,
+    utcnow,
+)
 from services import accounts, audit, idempotency, keyset, links, settings
-from services.errors import Invalid, NotFound, Throttled
+from services.errors import Invalid, NotFound, ServiceError, Throttled
 
 log = logging.getLogger(__name__)
 # A receipt that names no message we know waits this long for the worker to record the send. Vonage
@@ -30,9 +44,7 @@ def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: Staff
                                   job_id=job_id)
     if key and (existing := _by_key(key, account)) is not None:
         return existing
-    if account.staff_disabled:
-        raise Invalid(f"{account.username} is disabled: enable it before sending a link.")
-    recipient = _recipient(account, channel)
+    recipient = _sendable(account, channel)
     _check_rate(account)
     gateway = _gateway_name(channel)
     account.link_version += 1  # every older link of this account now answers 410
@@ -51,6 +63,105 @@ def queue(account: Account, kind: MessageKind, channel: Channel, *, actor: Staff
             return existing
         raise
     return message
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What queue_many did with each account it was given."""
+
+    sent: list[int]  # the ids of the accounts that have their message (now, or from an earlier run)
+    refused: list[tuple[Row | Account, ServiceError]]  # the account (its username, callerid, email) and why
+    missing: list[int]  # ids that name no account (deleted meanwhile)
+
+
+def queue_many(account_ids: Sequence[int], kind: MessageKind, channel: Channel, *, actor: StaffUser,
+               job_id: int, audited: bool = True) -> Batch:
+    """Queue one message to each account as `queue` would one by one with a job's keys, with the same
+    rules and refusals, in a few statements and one commit: a lookup of the keys already used, the rows
+    locked together (and read fresh), one grouped count for the send rate, one INSERT of the messages,
+    one UPDATE of the link versions (older links die) and, if `audited`, one INSERT of the audit rows.
+    Keep a batch to a few hundred accounts (services.bulk.CHUNK): its rows stay locked until it commits."""
+    channel = kind.channel_for(channel)
+    keys = {account_id: idempotency.for_message(kind, channel, account_id=account_id, actor=actor,
+                                                job_id=job_id) for account_id in dict.fromkeys(account_ids)}
+    done = _by_keys(keys)
+    rows = _lock([account_id for account_id in keys if account_id not in done])
+    recipients, refused = _check_all(rows, channel)
+    if recipients:
+        try:
+            gateway = _gateway_name(channel)
+        except Invalid as exc:  # refused to each account in turn, as queue refuses it
+            refused += [(row, exc) for row in rows if row.id in recipients]
+            recipients = {}
+    try:
+        if recipients:
+            _insert([row for row in rows if row.id in recipients], recipients, kind, channel, gateway, keys,
+                    actor=actor, audited=audited)
+        db.session.commit()
+    except IntegrityError:  # a key won a race (two workers ran one job): one by one, queue settles each
+        db.session.rollback()
+        return _one_by_one(list(keys), kind, channel, actor=actor, job_id=job_id, audited=audited)
+    found = {row.id for row in rows}
+    return Batch(sent=[account_id for account_id in keys if account_id in done or account_id in recipients],
+                 refused=refused, missing=[account_id for account_id in keys
+                                           if account_id not in done and account_id not in found])
+
+
+def _check_all(rows: Sequence[Row], channel: Channel) -> tuple[dict[int, str], list]:
+    """queue's checks on locked accounts, in its order bar the gateway's: the address a send to each goes
+    to, or why not."""
+    recipients, refused = {}, []
+    recent = _recent_counts([row.id for row in rows])
+    for row in rows:
+        try:
+            recipients[row.id] = _sendable(row, channel)
+            if (refusal := _throttled(row, recent.get(row.id, 0))) is not None:
+                raise refusal
+        except ServiceError as exc:
+            recipients.pop(row.id, None)
+            refused.append((row, exc))
+    return recipients, refused
+
+
+def _insert(sending: Sequence[Row], recipients: dict[int, str], kind: MessageKind, channel: Channel,
+            gateway: str, keys: dict[int, str], *, actor: StaffUser, audited: bool) -> None:
+    """queue_many's writes: the messages, each with its own link, the accounts' new link versions (every
+    older link now answers 410) and the audit rows."""
+    db.session.execute(insert(Message.__table__), [
+        {"account_id": row.id, "kind": kind, "channel": channel, "recipient": recipients[row.id],
+         "gateway": gateway, "link_version": row.link_version + 1, "idempotency_key": keys[row.id],
+         "requested_by": actor.username, **links.new_link()} for row in sending])
+    db.session.execute(update(Account).where(Account.id.in_(list(recipients)))
+                       .values(link_version=Account.link_version + 1)
+                       .execution_options(synchronize_session=False))
+    if audited:
+        db.session.execute(insert(AuditEvent), [
+            audit.values(actor, "message.queue", _AccountRef(row.id, row.username), kind=str(kind),
+                         channel=str(channel)) for row in sending])
+
+
+def _one_by_one(account_ids: list[int], kind: MessageKind, channel: Channel, *, actor: StaffUser,
+                job_id: int, audited: bool) -> Batch:
+    """queue_many's batch, account by account through queue (which settles a race on a key)."""
+    sent, refused, missing = [], [], []
+    for account_id in account_ids:
+        if (account := db.session.get(Account, account_id)) is None:
+            missing.append(account_id)
+            continue
+        try:
+            queue(account, kind, channel, actor=actor, job_id=job_id, audited=audited)
+            sent.append(account_id)
+        except ServiceError as exc:
+            db.session.rollback()
+            refused.append((account, exc))
+    return Batch(sent=sent, refused=refused, missing=missing)
+
+
+def _sendable(account: Account | Row, channel: Channel) -> str:
+    """The address a message to the account goes to, or the refusal of a send to it (bar the rate)."""
+    if account.staff_disabled:
+        raise Invalid(f"{account.username} is disabled: enable it before sending a link.")
+    return _recipient(account, channel)
 
 
 def for_account(account: Account, limit: int = 50) -> list[Message]:
@@ -197,24 +308,49 @@ def _recipient(account: Account, channel: Channel) -> str:
 
 
 def _check_rate(account: Account) -> None:
-    """Refuse a send over the account's limit, counted under the account's row lock: concurrent sends
-    to one account count one after another, and the limit holds exactly. The lock is a write, kept
-    until the caller commits: PostgreSQL locks the row, and SQLite's first write takes the database's
-    write lock (BEGIN IMMEDIATE, see extensions.py)."""
-    config = current_app.config
-    db.session.execute(update(Account).where(Account.id == account.id)
-                       .values(link_version=Account.link_version)
-                       .execution_options(synchronize_session=False))
-    db.session.refresh(account, ["link_version"])  # a send that held the lock before may have moved it
-    since = utcnow() - timedelta(minutes=config["SEND_RATE_MINUTES"])
-    recent = db.session.scalar(
-        select(func.count(Message.id)).where(Message.account_id == account.id, Message.created_at >= since)
-    )
-    if recent >= config["SEND_RATE_LIMIT"]:
-        refusal = (f"{account.username} already got {recent} messages in the last "
-                   f"{config['SEND_RATE_MINUTES']} minutes; wait before sending again.")
+    """Refuse a send over the account's limit, counted under the account's row lock (see _lock):
+    concurrent sends to one account count one after another, and the limit holds exactly."""
+    for row in _lock([account.id]):  # a send that held the lock before may have moved the version
+        set_committed_value(account, "link_version", row.link_version)
+    if (refusal := _throttled(account, _recent_counts([account.id]).get(account.id, 0))) is not None:
         db.session.rollback()  # hands the lock on at once
-        raise Throttled(refusal)
+        raise refusal
+
+
+def _lock(account_ids: list[int]) -> list[Row]:
+    """Lock the accounts' rows until the caller commits and read what a send checks, in id order (two
+    batches never wait for each other in a circle). PostgreSQL locks the rows; SQLite has no row locks:
+    a write that changes no row first takes the database's write lock (its driver begins each
+    transaction that writes with BEGIN IMMEDIATE, see extensions.py)."""
+    if not account_ids:
+        return []
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(update(Account).where(false()).values(link_version=Account.link_version)
+                           .execution_options(synchronize_session=False))
+    return list(db.session.execute(
+        select(Account.id, Account.username, Account.callerid, Account.email, Account.staff_disabled,
+               Account.link_version)
+        .where(Account.id.in_(account_ids)).order_by(Account.id).with_for_update()))
+
+
+def _recent_counts(account_ids: list[int]) -> dict[int, int]:
+    """How many messages each account got within the send-rate window (accounts with none are left out)."""
+    since = utcnow() - timedelta(minutes=current_app.config["SEND_RATE_MINUTES"])
+    if not account_ids:
+        return {}
+    return dict(db.session.execute(
+        select(Message.account_id, func.count(Message.id))
+        .where(Message.account_id.in_(account_ids), Message.created_at >= since)
+        .group_by(Message.account_id)).all())
+
+
+def _throttled(account: Account | Row, recent: int) -> Throttled | None:
+    """The refusal of a send to an account that got `recent` messages within the window, if over the limit."""
+    config = current_app.config
+    if recent < config["SEND_RATE_LIMIT"]:
+        return None
+    return Throttled(f"{account.username} already got {recent} messages in the last "
+                     f"{config['SEND_RATE_MINUTES']} minutes; wait before sending again.")
 
 
 def _gateway_name(channel: Channel) -> str:
@@ -230,3 +366,20 @@ def _by_key(key: str, account: Account) -> Message | None:
     # The account too: a key names one account's message, never another's.
     return db.session.scalar(select(Message).where(Message.idempotency_key == key,
                                                    Message.account_id == account.id))
+
+
+def _by_keys(keys: dict[int, str]) -> set[int]:
+    """The accounts among `keys` (account id: key) that have the message of their key, as _by_key finds it."""
+    if not keys:
+        return set()
+    found = db.session.execute(select(Message.account_id, Message.idempotency_key)
+                               .where(Message.idempotency_key.in_(list(keys.values()))))
+    return {account_id for account_id, key in found if keys.get(account_id) == key}
+
+
+class _AccountRef(NamedTuple):
+    """An account as an audit row names it, without loading it."""
+
+    id: int
+    username: str
+    __tablename__ = Account.__tablename__

@@ -26,7 +26,7 @@ from models import (
 )
 from models.account import FOLDED_FIELDS, fold
 from services import account_rules, audit, jobs, messaging, registrar, staff
-from services.errors import Conflict, Forbidden, ServiceError
+from services.errors import Conflict, Forbidden
 from services.imports.checker import (
     CheckedRow,
     Report,
@@ -41,7 +41,7 @@ from services.search import index_words
 
 KIND = "import"
 PROGRESS_EVERY = 1_000
-SEND_PROGRESS_EVERY = 100
+SEND_CHUNK = 500  # accounts queued per batch and commit (messaging.queue_many)
 
 SEND_OPTIONS: dict[str, tuple[MessageKind, Channel]] = {
     "link:sms": (MessageKind.LINK, Channel.SMS),
@@ -198,29 +198,27 @@ def _send(job: Job, payload: dict[str, Any], result: dict[str, Any]) -> dict[str
     kind, channel = SEND_OPTIONS[result["send"]]
     actor, job_id, ids = _actor(job), job.id, payload["account_ids"]
     sent, not_sent = 0, {}
-    for start in range(0, len(ids), SEND_PROGRESS_EVERY):
+    for start in range(0, len(ids), SEND_CHUNK):
         jobs.progress(job, start, phase=Phase.SENDING)
-        for account_id in ids[start:start + SEND_PROGRESS_EVERY]:
-            # One at a time: every send commits, and an account deleted since the import is skipped.
-            if (account := db.session.get(Account, account_id)) is None:
-                gone = not_sent.setdefault("The account was deleted since the import.",
-                                           {"count": 0, "usernames": []})
-                gone["count"] += 1
-                continue
-            username = account.username
-            try:
-                # The key makes a resumed job find the messages it queued before it stopped.
-                messaging.queue(account, kind, channel, actor=actor, job_id=job_id)
-                sent += 1
-            except ServiceError as exc:
-                reason = not_sent.setdefault(_reason(exc.message, username), {"count": 0, "usernames": []})
-                reason["count"] += 1
-                reason["usernames"] = reason["usernames"][:9] + [username]
+        # The job's keys make a resumed job find the messages it queued before it stopped.
+        batch = messaging.queue_many(ids[start:start + SEND_CHUNK], kind, channel, actor=actor, job_id=job_id)
+        sent += len(batch.sent)
+        if batch.missing:
+            _not_sent(not_sent, "The account was deleted since the import.")["count"] += len(batch.missing)
+        for account, exc in batch.refused:
+            reason = _not_sent(not_sent, _reason(exc.message, account.username))
+            reason["count"] += 1
+            reason["usernames"] = reason["usernames"][:9] + [account.username]
     result.update(sent=sent, not_sent=not_sent)
     job.result = result
     job.payload = {"file": result["file"], "account_ids": []}
     jobs.progress(job, len(ids), phase=Phase.IMPORTED)
     return result
+
+
+def _not_sent(not_sent: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The count of one reason for not sending (and the last ten usernames it named), added if new."""
+    return not_sent.setdefault(reason, {"count": 0, "usernames": []})
 
 
 def _reason(message: str, username: str) -> str:
