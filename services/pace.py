@@ -1,13 +1,16 @@
 """Each gateway's send pace, shared by every sender thread of every worker process.
 
-A sender reserves the gateway's next free slot with one atomic upsert (the row's lock orders concurrent
-senders, on SQLite and PostgreSQL alike) and waits for it, so however many threads and processes send,
-a gateway gets at most `rate` messages a second. The slots are kept on the database's clock: workers on
-two hosts share them even when the hosts' clocks differ. A provider that asks us to slow down pushes every
+A worker process reserves the gateway's next free slots with one atomic upsert (the row's lock orders
+concurrent reservations, on SQLite and PostgreSQL alike), about BLOCK_SECONDS of them at a time, and hands
+them to its sender threads in turn; each waits for its own. However many threads and processes send, a
+gateway gets at most `rate` messages a second. The slots are kept on the database's clock: workers on two
+hosts share them even when the hosts' clocks differ. A provider that asks us to slow down pushes every
 later slot past the wait it named (`hold`).
 """
 
+import math
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy import ColumnElement, func, literal_column
@@ -25,24 +28,62 @@ _GREATEST = {"postgresql": func.greatest, "sqlite": func.max}  # SQLite's max() 
 # at its limit, messages that the network delays unevenly cross it again and again (a test at 5/s saw
 # one throttled answer every six messages); 5 % apart they cross it only on a delay of 50 ms a second.
 HEADROOM = 0.05
+# A process reserves this many seconds of a gateway's slots at once (at least one slot): at a high rate one
+# upsert serves many sends; a slot the process does not use in time is lost, never given twice.
+BLOCK_SECONDS = 0.1
 
 
-def turn(gateway: str, rate: float) -> float:
-    """Reserve the gateway's next send slot; return how many seconds from now it starts (0 when free)."""
-    interval = (1.0 + HEADROOM) / rate
-    return _move(gateway, lambda greatest, now, slot: greatest(slot, now) + interval, reserved=interval)
+def interval(rate: float) -> float:
+    """Seconds between two slots of a gateway sending `rate` messages a second."""
+    return (1.0 + HEADROOM) / rate
+
+
+def turn(gateway: str, rate: float, count: int = 1) -> float:
+    """Reserve the gateway's next `count` send slots; return how many seconds from now the first starts
+    (0 when free)."""
+    length = interval(rate) * count
+    return _move(gateway, lambda greatest, now, slot: greatest(slot, now) + length, reserved=length)
 
 
 def hold(gateway: str, seconds: float) -> None:
-    """No send through the gateway for `seconds` from now (the provider asked): later slots start after."""
+    """No send through the gateway for `seconds` from now (the provider asked): later slots start after,
+    and this process gives up the slots it holds."""
     _move(gateway, lambda greatest, now, slot: greatest(slot, now + seconds), reserved=0.0)
+    with _lock:
+        _held.pop(gateway, None)
 
 
 def wait_turn(gateway: str, rate: float | None, stop: threading.Event) -> bool:
-    """Wait for the gateway's next slot (at once when it has no rate); False when `stop` was set before
-    or meanwhile: the slot is given up and nothing may be sent."""
-    delay = turn(gateway, rate) if rate else 0.0
+    """Wait for this thread's slot of the gateway (at once when it has no rate); False when `stop` was set
+    before or meanwhile: the slot is given up and nothing may be sent."""
+    if stop.is_set():
+        return False
+    at = _next_slot(gateway, rate) if rate else 0.0
+    delay = at - time.monotonic()
     return not stop.wait(delay) if delay > 0 else not stop.is_set()
+
+
+# This process's reserved slots of each gateway: (the next one, on time.monotonic(), and how many are left).
+_held: dict[str, tuple[float, int]] = {}
+_lock = threading.Lock()
+
+
+def _next_slot(gateway: str, rate: float) -> float:
+    """The time.monotonic() of this process's next slot of the gateway; reserves a block when none is left."""
+    step = interval(rate)
+    with _lock:
+        at, left = _held.get(gateway, (0.0, 0))
+        if (behind := time.monotonic() - at) > 0:  # slots whose time has passed are lost, never bunched up
+            missed = math.ceil(behind / step)
+            at, left = at + missed * step, left - missed
+        if left <= 0:
+            left = max(1, int(rate * BLOCK_SECONDS))
+            start = time.monotonic() + turn(gateway, rate, left)
+            # Not a little before the end of the last block: the two clocks' offset, read through a
+            # statement's latency (and SQLite's millisecond clock), differs a little between reservations.
+            at = at if 0 < at - start < step else start
+        _held[gateway] = (at + step, left - 1)
+        return at
 
 
 def _move(gateway: str, moved: Callable[..., ColumnElement], *, reserved: float) -> float:

@@ -57,6 +57,28 @@ def test_concurrent_senders_get_one_slot_each_a_rate_apart(app):
     assert sorted(round(delay) for delay in delays) == [0, 1, 2, 3, 4]
 
 
+def test_a_process_hands_its_threads_slots_a_rate_apart_and_reserves_them_a_block_at_a_time(app, monkeypatch):
+    reservations = []
+    turn = pace.turn
+    monkeypatch.setattr(pace, "turn", lambda *args: reservations.append(args) or turn(*args))
+    slots: list[float] = []
+
+    def sender() -> None:
+        with app.app_context():
+            for _ in range(25):
+                slots.append(pace._next_slot("vonage", 200))
+
+    threads = [threading.Thread(target=sender) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    slots.sort()
+    gaps = [later - earlier for earlier, later in zip(slots, slots[1:], strict=False)]
+    assert len(slots) == 100 and min(gaps) >= pace.interval(200) * 0.999  # never two in one slot's time
+    assert len(reservations) < 100 and {count for *_, count in reservations} == {20}  # 0.1 s of 200/s
+
+
 def test_a_hold_pushes_the_next_slot_past_the_wait_and_other_gateways_keep_their_pace(app):
     with app.app_context():
         pace.turn("vonage", rate=10)
