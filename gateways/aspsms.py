@@ -19,13 +19,13 @@ class AspsmsGateway:
     """Send one SMS with ASPSMS; map its StatusCode to sent, transient or permanent."""
 
     name = "aspsms"
+    default_rate = sms_http.DEFAULT_RATE  # the pages we found name no send rate
     settings_fields = (SettingField("userkey", "Userkey"),
                        SettingField("password", "API password", secret=True),
                        SettingField("originator", "Originator", check=sms_http.check_originator("ASPSMS")),
-                       sms_http.MAX_PARTS_FIELD, sms_http.RATE_FIELD, sms_http.BASE_URL_FIELD)
+                       sms_http.MAX_PARTS_FIELD, sms_http.rate_field(default_rate), sms_http.BASE_URL_FIELD)
     # ASPSMS's public API pages we found name no longest message: the shared default stands.
     default_max_parts = sms_http.DEFAULT_MAX_PARTS
-    default_rate = sms_http.DEFAULT_RATE  # nor a send rate
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.userkey = settings.get("userkey") or ""

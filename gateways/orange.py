@@ -29,14 +29,14 @@ class OrangeGateway:
     """Send one SMS with Orange; map its HTTP answers to sent, transient or permanent."""
 
     name = "orange"
+    default_rate = sms_http.DEFAULT_RATE  # the pages we found name no send rate
     settings_fields = (SettingField("client_id", "Client id"),
                        SettingField("client_secret", "Client secret", secret=True),
                        SettingField("sender_address", "Sender address (+country number)"),
                        SettingField("sender_name", "Sender name (optional)"),
-                       sms_http.MAX_PARTS_FIELD, sms_http.RATE_FIELD, sms_http.BASE_URL_FIELD)
+                       sms_http.MAX_PARTS_FIELD, sms_http.rate_field(default_rate), sms_http.BASE_URL_FIELD)
     # Orange's SMS API pages we found name no longest message: the shared default stands.
     default_max_parts = sms_http.DEFAULT_MAX_PARTS
-    default_rate = sms_http.DEFAULT_RATE  # nor a send rate
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.client_id = settings.get("client_id") or ""

@@ -33,8 +33,13 @@ MAX_PARTS_FIELD = SettingField("max_parts", "Longest SMS, in parts (empty: the p
 # How fast all workers together send through a gateway. Providers set it per account; a blank one is the
 # gateway's `default_rate`: the provider's documented limit, or DEFAULT_RATE where we found none.
 DEFAULT_RATE = 10
-RATE_FIELD = SettingField("rate", "Messages per second (empty: the provider's default)", kind="rate",
-                          description="Every worker together sends no faster through this gateway.")
+
+
+def rate_field(default: float) -> SettingField:
+    """The send rate's setting, naming the gateway's default."""
+    return SettingField("rate", "Messages per second (empty: the provider's default)", kind="rate",
+                        description=f"All workers together send no faster through this gateway. "
+                                    f"Empty: {default:g} a second.")
 # The longest wait a provider's "retry after" is taken at: a larger one is read as this.
 MAX_RETRY_AFTER = 3600.0
 _ALPHANUMERIC = re.compile(r"[A-Za-z0-9 ]{1,11}")

@@ -48,6 +48,7 @@ class VonageGateway:
     """Send one SMS with Vonage; map its status codes to sent, transient or permanent."""
 
     name = "vonage"
+    default_rate = 30  # Vonage's documented default: 30 SMS API requests a second per API key
     settings_fields = (SettingField("api_key", "API key"),
                        SettingField("api_secret", "API secret", secret=True),
                        SettingField("sender", "Sender", check=check_sender),
@@ -58,10 +59,9 @@ class VonageGateway:
                        SettingField("signature_method", "Signature method", kind="choice", choices=(
                            ("", "MD5 hash (Vonage's default)"), ("md5", "MD5 HMAC"), ("sha1", "SHA1 HMAC"),
                            ("sha256", "SHA-256 HMAC"), ("sha512", "SHA-512 HMAC"))),
-                       sms_http.MAX_PARTS_FIELD, sms_http.RATE_FIELD, sms_http.BASE_URL_FIELD)
+                       sms_http.MAX_PARTS_FIELD, sms_http.rate_field(default_rate), sms_http.BASE_URL_FIELD)
     # Vonage splits a long text itself and documents no longest one: the shared default stands.
     default_max_parts = sms_http.DEFAULT_MAX_PARTS
-    default_rate = 30  # Vonage's documented default: 30 SMS API requests a second per API key
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.api_key = settings.get("api_key") or ""

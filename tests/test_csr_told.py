@@ -90,6 +90,17 @@ def test_a_template_longer_than_the_gateway_sends_is_refused_when_saved(app, adm
         assert "link/sms" not in settings.get("templates")
 
 
+@pytest.mark.parametrize("rate", ["0", "20000", "fast"])
+def test_a_send_rate_no_gateway_can_have_is_refused_and_a_good_one_is_kept(app, admin, rate):
+    page = save_sms_settings(admin, "vonage", vonage_api_key="k", vonage_rate=rate)
+    assert "Settings saved." not in page and "Messages per second" in page
+    with app.app_context():
+        assert not (settings.get("sms").get("vonage") or {}).get("rate")
+    assert "Settings saved." in save_sms_settings(admin, "vonage", vonage_api_key="k", vonage_rate="5")
+    with app.app_context():
+        assert settings.get("sms")["vonage"]["rate"] == 5
+
+
 def test_raising_the_part_limit_lets_the_template_save_and_lowering_it_again_is_refused(app, admin):
     assert "Settings saved." in save_sms_settings(admin, "vonage", vonage_api_key="k", vonage_max_parts="14")
     page = admin.post("/admin/templates/link/sms", {"subject": "", "body": TWELVE_PARTS},
