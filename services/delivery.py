@@ -74,7 +74,15 @@ def send(delivery: Delivery, stop: threading.Event) -> Result | None:
         return delivery.result
     gateway, outgoing = delivery.gateway, delivery.outgoing
     assert gateway is not None and outgoing is not None
-    if not pace.wait_turn(gateway.name, gateway.rate, stop):
+    if stop.is_set():
+        return None
+    delay = pace.next_turn(gateway.name, gateway.rate)
+    if delay > current_app.config["OUTBOX_LEASE_SECONDS"] / 4:
+        # Held long (a provider's long "retry after"): waiting would outlast the message's lease and let
+        # another worker take it meanwhile. It goes back to the outbox until its slot, its try uncounted.
+        return Result(Outcome.THROTTLED, retry_after=delay,
+                      detail=f"Waiting for {gateway.name}: the provider asked us to slow down.")
+    if stop.wait(delay) if delay > 0 else stop.is_set():
         return None
     try:
         result = gateway.send(outgoing)

@@ -53,14 +53,16 @@ def hold(gateway: str, seconds: float) -> None:
         _held.pop(gateway, None)
 
 
-def wait_turn(gateway: str, rate: float | None, stop: threading.Event) -> bool:
-    """Wait for this thread's slot of the gateway (at once when it has no rate); False when `stop` was set
-    before or meanwhile: the slot is given up and nothing may be sent."""
-    if stop.is_set():
-        return False
-    at = _next_slot(gateway, rate) if rate else 0.0
-    delay = at - time.monotonic()
-    return not stop.wait(delay) if delay > 0 else not stop.is_set()
+def next_turn(gateway: str, rate: float | None) -> float:
+    """Take this thread's next slot of the gateway; return in how many seconds it starts (0: now, and
+    always for a gateway with no rate). A slot not used at its time is lost."""
+    return max(0.0, _next_slot(gateway, rate) - time.monotonic()) if rate else 0.0
+
+
+def forget() -> None:
+    """Forget this process's reserved slots: the database's were emptied (the tests do, between tests)."""
+    with _lock:
+        _held.clear()
 
 
 # This process's reserved slots of each gateway: (the next one, on time.monotonic(), and how many are left).

@@ -14,7 +14,7 @@ from app import create_app
 from config import database_url as normalise_url
 from extensions import db
 from models import Group, Profile, Role
-from services import accounts, staff
+from services import accounts, pace, staff
 from tests.support import Client, make_config, make_staff
 
 # CI explores the same examples on every run, so a red build is reproducible; locally they vary.
@@ -54,6 +54,7 @@ def app(database_url):
                 for name in reversed(tables):
                     connection.execute(text(f"DELETE FROM {name}"))
         db.engine.dispose()
+    pace.forget()  # the gateways' slots went with the rows
 
 
 @pytest.fixture

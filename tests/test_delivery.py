@@ -88,13 +88,10 @@ def test_a_hold_pushes_the_next_slot_past_the_wait_and_other_gateways_keep_their
         assert db.session.get(GatewayPace, "clickatell") is not None
 
 
-def test_a_stop_gives_up_the_turn_instead_of_waiting_for_it(app):
-    stop = threading.Event()
+def test_a_gateway_without_a_rate_never_waits(app):
     with app.app_context():
-        pace.hold("vonage", 60)
-        stop.set()
-        assert pace.wait_turn("vonage", 10, stop) is False
-        assert pace.wait_turn("smtp", None, threading.Event()) is True  # no rate, no wait
+        pace.hold("smtp", 60)
+        assert pace.next_turn("smtp", None) == 0
 
 
 # -- throttling and backoff ------------------------------------------------------------------------
@@ -142,6 +139,30 @@ def test_messages_that_fail_together_retry_apart_within_their_backoff(app, vonag
     retries = [row.next_attempt_at for row in rows(app, ids)]
     assert all(before + backoff / 2 <= at <= utcnow() + backoff for at in retries)
     assert len(set(retries)) == 8  # jittered: no two come back at the same instant
+
+
+def test_a_sender_waiting_for_its_slot_gives_it_up_when_the_worker_stops(app, vonage, make_account):
+    queue_sms_links(app, [make_account(wizard=True)])
+    stop = threading.Event()
+    with app.app_context():
+        pace.hold("vonage", 5)
+        [prepared] = delivery.prepare(delivery.claim())
+        threading.Timer(0.2, stop.set).start()
+        assert delivery.send(prepared, stop) is None  # back to the outbox, never sent
+    assert vonage.requests == []
+
+
+def test_a_gateway_held_past_the_lease_sends_nothing_and_the_message_waits_in_the_outbox(
+        app, vonage, make_account):
+    [message_id] = queue_sms_links(app, [make_account(wizard=True)])
+    with app.app_context():
+        pace.hold("vonage", 600)  # a provider's Retry-After of ten minutes
+        assert delivery.deliver_due() == 1
+    assert vonage.requests == []
+    [waiting] = rows(app, [message_id])
+    assert (waiting.status, waiting.attempts) == (MessageStatus.QUEUED, 0)
+    assert waiting.next_attempt_at >= utcnow() + timedelta(seconds=590)
+    assert waiting.last_error == "Waiting for vonage: the provider asked us to slow down."
 
 
 # -- the same text on every try ---------------------------------------------------------------------
