@@ -1,7 +1,7 @@
 """What every gateway takes and returns, and how it declares the settings it reads."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -20,8 +20,9 @@ class Outgoing:
     """A rendered message, ready for a provider."""
 
     recipient: str
-    subject: str
-    body: str
+    # They carry the signed link: never in a repr, so never in a traceback's or a log line's either.
+    subject: str = field(repr=False)
+    body: str = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import json
 import logging
 import random
 import threading
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -35,6 +35,7 @@ class Delivery:
     """A claimed message ready for its gateway, or with its result known before any send."""
 
     message_id: int
+    lease_until: datetime | None = None  # the lease it was claimed under: only it may hand the message back
     gateway: gateways.Gateway | None = None
     outgoing: Outgoing | None = None
     result: Result | None = None  # the account was deleted, a newer send replaced it, …
@@ -59,10 +60,12 @@ def prepare(ids: list[int]) -> list[Delivery]:
     try:
         config = settings.for_gateways() if messages else {}
     except Exception as exc:  # a stored secret no key decrypts: each message counts a try, then fails
-        return [Delivery(message.id, result=_raised(message.id, exc, "The message could not be prepared"))
+        return [Delivery(message.id, message.lease_until,
+                         result=_raised(message.id, exc, "The message could not be prepared"))
                 for message in messages]
     gateway_of = _gateways(config)
-    deliveries = [_prepare(message, config, gateway_of) for message in messages]
+    deliveries = [replace(_prepare(message, config, gateway_of), lease_until=message.lease_until)
+                  for message in messages]
     db.session.commit()
     return deliveries
 
@@ -107,14 +110,20 @@ def record(results: list[tuple[int, Result]]) -> None:
     messaging.apply_pending_receipts(sent)
 
 
-def release(ids: list[int]) -> None:
+def release(deliveries: list[Delivery]) -> None:
     """Hand claimed messages that were not sent back at once (a stopping worker): another worker may take
-    them now, not when their lease ends, and the try they never had does not count."""
-    if ids:
-        db.session.execute(update(Message).where(Message.id.in_(ids), Message.status == MessageStatus.QUEUED)
+    them now, not when their lease ends, and the try they never had does not count. A message whose lease
+    ran out and that another worker claimed since is left to that worker."""
+    by_lease: dict[datetime | None, list[int]] = {}
+    for item in deliveries:
+        by_lease.setdefault(item.lease_until, []).append(item.message_id)
+    for lease_until, ids in by_lease.items():
+        db.session.execute(update(Message)
+                           .where(Message.id.in_(ids), Message.status == MessageStatus.QUEUED,
+                                  Message.lease_until == lease_until)
                            .values(lease_until=None, attempts=Message.attempts - 1)
                            .execution_options(synchronize_session=False))
-        db.session.commit()
+    db.session.commit()
 
 
 def deliver_due(*, limit: int = 50) -> int:
@@ -176,7 +185,7 @@ def _prepare(message: Message, config: dict[str, Any], gateway_of) -> Delivery:
         return Delivery(message.id, result=_raised(message.id, exc, "The message could not be prepared"))
     if message.channel is Channel.SMS:
         message.gateway = gateway.name
-    return Delivery(message.id, gateway, outgoing)
+    return Delivery(message.id, gateway=gateway, outgoing=outgoing)
 
 
 def _text(message: Message, account: Account, config: dict[str, Any]) -> Outgoing:

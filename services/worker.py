@@ -108,7 +108,7 @@ class Worker:
                 db.session.remove()
             for index, item in enumerate(prepared):
                 if not self._hand_on(item):
-                    delivery.release([later.message_id for later in prepared[index:]])
+                    delivery.release(prepared[index:])
                     db.session.remove()
                     break
             if not prepared:
@@ -137,7 +137,7 @@ class Worker:
             except queue.Empty:
                 break
         if waiting:
-            delivery.release([item.message_id for item in waiting])
+            delivery.release(waiting)
             db.session.remove()
 
     def _send_loop(self) -> None:
@@ -150,13 +150,13 @@ class Worker:
                 result = None
             finally:
                 db.session.remove()
-            self._answers.put((item.message_id, result))
+            self._answers.put((item, result))
 
     def _record_loop(self) -> None:
         """Record the senders' answers a batch at a time; hand back the messages a stop kept unsent."""
         over = False
         while not over:
-            batch: list[tuple[int, Result | None]] = []
+            batch: list[tuple[delivery.Delivery, Result | None]] = []
             first = None
             while len(batch) < RECORD_BATCH:
                 timeout = None if first is None else max(0.0, first + RECORD_AFTER_SECONDS - time.monotonic())
@@ -171,9 +171,9 @@ class Worker:
                 first = first or time.monotonic()
             self._write(batch)
 
-    def _write(self, batch: list[tuple[int, Result | None]]) -> None:
-        results = [(message_id, result) for message_id, result in batch if result is not None]
-        unsent = [message_id for message_id, result in batch if result is None]
+    def _write(self, batch: list[tuple[delivery.Delivery, Result | None]]) -> None:
+        results = [(item.message_id, result) for item, result in batch if result is not None]
+        unsent = [item for item, result in batch if result is None]
         try:
             if results:
                 delivery.record(results)

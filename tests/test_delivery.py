@@ -194,3 +194,18 @@ def test_the_kept_text_is_encrypted(app, vonage, make_account):
         stored = db.session.scalar(select(Message.text_encrypted))
     link = prepared.outgoing.body.split()[-1]
     assert stored and link.startswith("https://") and link not in stored
+    assert "/m/" not in repr(prepared)  # a traceback or a log line of it shows no link
+
+
+def test_a_message_another_worker_claimed_after_its_lease_ran_out_is_not_handed_back(
+        app, vonage, make_account):
+    [message_id] = queue_sms_links(app, [make_account(wizard=True)])
+    with app.app_context():
+        [stale] = delivery.prepare(delivery.claim())
+        later = utcnow() + timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"] + 1)
+        assert delivery.claim(now=later) == [message_id]  # another worker, after the lease ran out
+        delivery.release([stale])  # the first one stops late: the message is not its to hand back
+        assert db.session.get(Message, message_id).lease_until is not None
+        [fresh] = delivery.prepare([message_id])
+        delivery.release([fresh])
+        assert db.session.get(Message, message_id).lease_until is None
