@@ -1,18 +1,21 @@
-"""Shared benchmark plumbing: a gunicorn server on a free loopback port and a keep-alive load loop."""
+"""Shared benchmark plumbing: a gunicorn server on a free loopback port, a keep-alive load loop, and wrk."""
 
 import atexit
 import http.client
 import os
+import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from cryptography.fernet import Fernet
 
@@ -37,13 +40,18 @@ def gunicorn(app_spec: str, env: dict[str, str]) -> Iterator[int]:
         cwd=ROOT, env={**os.environ, **env},
     )
     try:
-        deadline = time.monotonic() + 30
+        # Until a worker answers (any status): the port opens before the workers have imported the app.
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                connection.request("GET", "/")
+                connection.getresponse().read()
                 break
             except OSError:
                 time.sleep(0.1)
+            finally:
+                connection.close()
         else:
             raise RuntimeError("gunicorn did not start")
         yield port
@@ -84,6 +92,86 @@ def throughput(port: int, request: Callable[[http.client.HTTPConnection, int], i
     if failures:
         raise RuntimeError(failures[0])
     return total / elapsed
+
+
+# wrk (the Debian package): an event loop in C, so the load generator costs a fraction of what the server
+# does. Two threads for the two cores the servers share with it; eight connections, as many as the
+# sync workers (2 x cores + 1) and a few more waiting in the listen queue.
+WRK_THREADS = 2
+WRK_CONNECTIONS = 8
+_WRK_TIME = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    """What one wrk run measured."""
+
+    requests: int  # complete answers
+    seconds: float  # wrk's own time from its start to the last thread's end
+    cpu: float  # wrk's user + system CPU seconds per wall-clock second (1.0 = one whole core)
+
+    @property
+    def rate(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds
+
+
+def wrk(port: int, path: str, *, seconds: int, headers: dict[str, str] | None = None,
+        script: str | None = None, script_args: Sequence[str] = (), threads: int = WRK_THREADS,
+        connections: int = WRK_CONNECTIONS, until_done: bool = False) -> WrkRun:
+    """Load http://127.0.0.1:port/path with wrk for `seconds`.
+
+    With `until_done`, the script's threads each print "done" when their work is done: the run is timed
+    to the last one's and wrk is ended there (with --duration as the bound), as wrk itself always waits
+    out its --duration. Any answer other than 2xx/3xx, and any socket error but the server closing its
+    connections (a sync gunicorn worker answers `Connection: close`), raises: a broken page cannot look
+    fast.
+    """
+    command = ["wrk", f"--threads={threads}", f"--connections={connections}", f"--duration={seconds}s",
+               f"--timeout={max(seconds, 2)}s"]
+    for name, value in (headers or {}).items():
+        command += ["--header", f"{name}: {value}"]
+    if script:
+        command += ["--script", script]
+    command += [f"http://127.0.0.1:{port}{path}", *(["--", *script_args] if script_args else [])]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done, lines = None, []
+    if until_done:
+        for line in process.stdout:
+            lines.append(line)
+            if line == "done\n" and lines.count(line) == threads:
+                done = time.perf_counter() - started
+                process.send_signal(signal.SIGINT)  # wrk stops its threads and prints its report
+                break
+    output = "".join(lines) + process.stdout.read()
+    _pid, status, usage = os.wait4(process.pid, 0)  # its CPU time, which subprocess does not report
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    process.stdout.close()
+    if process.returncode:
+        raise RuntimeError(f"wrk exited with {process.returncode}:\n{output}")
+    requests, wrk_seconds = _wrk_totals(output)
+    if until_done and done is None:
+        raise RuntimeError(f"wrk's threads were not done in {seconds}s:\n{output}")
+    return WrkRun(requests, done or wrk_seconds, cpu=(usage.ru_utime + usage.ru_stime) / elapsed)
+
+
+def _wrk_totals(output: str) -> tuple[int, float]:
+    """The complete requests and seconds of a wrk report; raise for failed answers or socket errors."""
+    totals = re.search(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h),", output, re.MULTILINE)
+    if totals is None:
+        raise RuntimeError(f"no totals in wrk's report:\n{output}")
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if failed:
+        raise RuntimeError(f"{failed.group(1)} answers were not 2xx/3xx:\n{output}")
+    errors = re.search(r"Socket errors: connect (\d+), read \d+, write (\d+), timeout (\d+)", output)
+    if errors and any(int(count) for count in errors.groups()):
+        raise RuntimeError(f"wrk had socket errors:\n{output}")
+    requests = int(totals.group(1))
+    if not requests:
+        raise RuntimeError(f"wrk completed no request:\n{output}")
+    return requests, float(totals.group(2)) * _WRK_TIME[totals.group(3)]
 
 
 def get(path: str, headers: dict[str, str] | None = None):
