@@ -1,4 +1,4 @@
-"""Shared benchmark plumbing: a gunicorn server on a free loopback port, a keep-alive load loop, and wrk."""
+"""Shared benchmark plumbing: a gunicorn server on a free loopback port, and wrk to load it."""
 
 import atexit
 import http.client
@@ -11,9 +11,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -33,65 +32,44 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn(app_spec: str, env: dict[str, str]) -> Iterator[int]:
-    """Run `gunicorn app_spec` on 127.0.0.1 until the block ends; yield its port."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}", app_spec],
-        cwd=ROOT, env={**os.environ, **env},
-    )
-    try:
-        # Until a worker answers (any status): the port opens before the workers have imported the app.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            try:
-                connection.request("GET", "/")
-                connection.getresponse().read()
-                break
-            except OSError:
-                time.sleep(0.1)
-            finally:
-                connection.close()
-        else:
-            raise RuntimeError("gunicorn did not start")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    """Run `gunicorn app_spec` on 127.0.0.1 until the block ends; yield its port.
 
-
-def throughput(port: int, request: Callable[[http.client.HTTPConnection, int], int], *,
-               total: int, threads: int = 8) -> float:
-    """Send `total` requests from `threads` keep-alive connections; return requests per second.
-
-    `request(connection, i)` sends request number i and returns the HTTP status; any status other
-    than 2xx/3xx stops the run, so a broken page cannot look fast.
+    The server's output (the app's line per request) goes to a file, as to the journal in production,
+    not to the terminal or CI log the benchmark prints to; its last lines are shown if the block fails.
     """
-    counter = iter(range(total))
-    lock = threading.Lock()
-    failures: list[str] = []
+    port = free_port()
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", *GUNICORN, "--bind", f"127.0.0.1:{port}", app_spec],
+            cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_for_a_worker(port)
+            yield port
+        except BaseException:
+            log.seek(0)
+            print(f"-- the last lines of {app_spec}'s output:\n" + "".join(log.readlines()[-30:]),
+                  file=sys.stderr)
+            raise
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
-    def worker() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        while not failures:
-            with lock:
-                i = next(counter, None)
-            if i is None:
-                return
-            status = request(connection, i)
-            if status >= 400:
-                failures.append(f"request {i} answered {status}")
 
-    started = time.perf_counter()
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(failures[0])
-    return total / elapsed
+def _wait_for_a_worker(port: int) -> None:
+    """Until a worker answers (any status): the port opens before the workers have imported the app."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/")
+            connection.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.1)
+        finally:
+            connection.close()
+    raise RuntimeError("gunicorn did not start")
 
 
 # wrk (the Debian package): an event loop in C, so the load generator costs a fraction of what the server
@@ -172,18 +150,6 @@ def _wrk_totals(output: str) -> tuple[int, float]:
     if not requests:
         raise RuntimeError(f"wrk completed no request:\n{output}")
     return requests, float(totals.group(2)) * _WRK_TIME[totals.group(3)]
-
-
-def get(path: str, headers: dict[str, str] | None = None):
-    """A request function for `throughput` that GETs one path."""
-
-    def send(connection: http.client.HTTPConnection, _i: int) -> int:
-        connection.request("GET", path, headers=headers or {})
-        response = connection.getresponse()
-        response.read()
-        return response.status
-
-    return send
 
 
 def scratch_env() -> dict[str, str]:
