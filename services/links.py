@@ -8,28 +8,27 @@ and the link is alive while its message's link version is the account's.
 
 Three readers verify a token and find its live link, each shaped for its caller (bench/bench_landing.py
 measures what the shapes buy). Use
-- read_for_page to show or probe a link and change nothing (the landing page, a HEAD): one query, run
-  on the driver's cursor (the Core statement compiled once per dialect), for a small Glance;
+- read_for_page to show or probe a link and change nothing (the landing page, a HEAD): one query on a
+  DriverConnection of its own (no Core execution, no ORM), for a small Glance;
 - read_for_change to change the account in the ORM session (Install, a Snom first boot): the Account,
   with its profile and its group's;
-- read_for_activation to consume the link in Core statements on the caller's connection (activation):
-  one row with everything the activation file needs.
+- read_for_activation to consume the link on the caller's DriverConnection (activation): one row with
+  everything the activation file needs.
 """
 
 import functools
 import hashlib
 import hmac
 import secrets
-from collections import namedtuple
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 from flask import current_app
 from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Connection, Dialect, Row, bindparam, exists, func, select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.orm import joinedload
 
-from extensions import db, vault
+from extensions import DriverConnection, DriverStatement, db, vault
 from models import Account, Device, Group, Message, Profile, Status
 from services.errors import ServiceError
 
@@ -63,15 +62,14 @@ class Glance:
 _MESSAGE_COLUMNS = (Message.link_version.label("message_version"), Message.link_used_at)
 _LINK_COLUMNS = (*_MESSAGE_COLUMNS, Account.link_version, Account.staff_disabled)
 # Built once: composing a statement costs more than running it.
-_FOR_PAGE = (select(Message.kind, *_LINK_COLUMNS, Account.owner, Account.status, Account.security_model)
-             .join(Account, Account.id == Message.account_id)
-             .where(Message.link_hash == bindparam("link_hash")))
-# A _FOR_PAGE row as the driver returns it: plain values (the enums' stored values, no Core result).
-_PageRow = namedtuple("_PageRow", [column.name for column in _FOR_PAGE.selected_columns])
+_FOR_PAGE = DriverStatement(
+    select(Message.kind, *_LINK_COLUMNS, Account.owner, Account.status, Account.security_model)
+    .join(Account, Account.id == Message.account_id)
+    .where(Message.link_hash == bindparam("link_hash")))
 _PROFILE = Profile.__table__
 # The message's columns that decide the link, the whole account row, its effective profile (its own,
 # else its group's) as profile__* columns, and whether a device holds a live credential.
-_FOR_ACTIVATION = (
+_FOR_ACTIVATION = DriverStatement(
     select(Account.__table__, Message.id.label("message_id"), *_MESSAGE_COLUMNS,
            *(column.label(f"profile__{column.key}") for column in _PROFILE.c),
            exists().where(Device.account_id == Account.id, Device.revoked_at.is_(None)).label("has_device"))
@@ -150,29 +148,14 @@ def _expired_hash(serializer: URLSafeTimedSerializer, payload: bytes | None) -> 
 def read_for_page(token: str, *, max_age_hours: float) -> Glance:
     """Verify a token for an answer that changes nothing (the landing page, a HEAD), or raise LinkGone.
 
-    The hottest read of the server: one query on a pooled connection's own driver cursor, no ORM session
-    and no Core execution (which cost this page more than the query itself: bench/bench_landing.py).
+    The hottest read of the server: one query on a DriverConnection of its own (Core's execution cost
+    this page more than the query itself: bench/bench_landing.py), no ORM session.
     """
     link_hash = verify(token, max_age_hours=max_age_hours)
-    sql, positional = _driver_sql(db.engine.dialect)
-    connection = db.engine.raw_connection()  # from the pool, back to it (rolled back) on close
-    try:
-        cursor = connection.cursor()
-        cursor.execute(sql, (link_hash,) if positional else {"link_hash": link_hash})
-        found = cursor.fetchone()
-        cursor.close()
-    finally:
-        connection.close()
-    row = _PageRow(*found) if found is not None else None
+    with DriverConnection(db.engine) as connection:
+        row = connection.one_or_none(_FOR_PAGE, {"link_hash": link_hash})
     _ensure_alive(row, link_hash)
-    return Glance(row.kind, row.owner, Status(row.status), row.security_model)
-
-
-@functools.cache
-def _driver_sql(dialect: Dialect) -> tuple[str, bool]:
-    """_FOR_PAGE in the driver's own SQL and parameter style, and whether its parameters are positional."""
-    compiled = _FOR_PAGE.compile(dialect=dialect)
-    return str(compiled), compiled.positional
+    return Glance(str(row.kind), row.owner, row.status, row.security_model)
 
 
 def read_for_change(token: str, *, max_age_hours: float) -> Account:
@@ -190,19 +173,20 @@ def read_for_change(token: str, *, max_age_hours: float) -> Account:
     return row.Account
 
 
-def read_for_activation(connection: Connection, token: str, *, max_age_hours: float) -> Row:
+def read_for_activation(connection: DriverConnection, token: str, *, max_age_hours: float):
     """Verify a token and read its link on `connection` for the activation to consume, or raise LinkGone.
 
-    One row: the account's columns (`id` is the account's), `message_id`, `message_version`,
-    `has_device`, and the effective profile as profile__* columns (profile_of reads them).
+    One row (a named tuple): the account's columns (`id` is the account's), `message_id`,
+    `message_version`, `has_device`, and the effective profile as profile__* columns (profile_of reads
+    them).
     """
     link_hash = verify(token, max_age_hours=max_age_hours)
-    row = connection.execute(_FOR_ACTIVATION, {"link_hash": link_hash}).one_or_none()
+    row = connection.one_or_none(_FOR_ACTIVATION, {"link_hash": link_hash})
     _ensure_alive(row, link_hash)
     return row
 
 
-def profile_of(row: Row) -> SimpleNamespace | None:
+def profile_of(row) -> SimpleNamespace | None:
     """The effective profile of a read_for_activation row under its own names, or None."""
     if row.profile__id is None:
         return None
