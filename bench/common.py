@@ -105,13 +105,13 @@ def wrk(port: int, path: str, *, seconds: int, headers: dict[str, str] | None = 
     connections (a sync gunicorn worker answers `Connection: close`), raises: a broken page cannot look
     fast.
     """
+    if shutil.which("wrk") is None:
+        raise RuntimeError("bench needs wrk, the HTTP load generator: apt-get install wrk")
     command = ["wrk", f"--threads={threads}", f"--connections={connections}", f"--duration={seconds}s",
-               f"--timeout={max(seconds, 2)}s"]
-    for name, value in (headers or {}).items():
-        command += ["--header", f"{name}: {value}"]
-    if script:
-        command += ["--script", script]
-    command += [f"http://127.0.0.1:{port}{path}", *(["--", *script_args] if script_args else [])]
+               f"--timeout={max(seconds, 2)}s",
+               *(part for name, value in (headers or {}).items() for part in ("-H", f"{name}: {value}")),
+               *(["--script", script] if script else []),
+               f"http://127.0.0.1:{port}{path}", *(["--", *script_args] if script_args else [])]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     done, lines = None, []
