@@ -62,12 +62,23 @@ class Vault:
         return self._fernet
 
 
+END_USER_PREFIX = "/m"  # where the end user's link pages are (the mobile blueprint's url_prefix)
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie session, its serializer built once per set of keys rather than per request.
 
     Flask's serializer signs with SECRET_KEY and accepts every SECRET_KEY_FALLBACKS key, so the cache
     is keyed by both: a cookie signed with a retired key stays valid exactly while it is a fallback.
+
+    The end user's link pages (/m/…, blueprints/mobile) have none: their forms carry a token bound to
+    the link, nothing there reads a session, so no cookie is read or verified and none is ever set.
     """
+
+    def open_session(self, app: Flask, request):
+        if request.path.startswith(END_USER_PREFIX + "/"):
+            return self.make_null_session(app)  # Flask saves no null session
+        return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask):
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
