@@ -1,10 +1,10 @@
 -- wrk script for bench_landing.py: every request taps Activate on a link of its own, as a phone posts it.
 --   wrk --threads=T --connections=C --script=bench/activate.lua URL -- LINKS T QUOTA
 -- LINKS holds one "<link token> <form token>" line per prepared link; thread i of T takes lines i, i+T,
--- i+2T ... Once QUOTA of its requests were answered it prints "done" and stops (bench.common.wrk times
--- the run to the last "done" and ends wrk, which would otherwise wait out its --duration); it stops too at
--- the first answer that is not 2xx/3xx (wrk reports it as "Non-2xx or 3xx responses", and the bench
--- raises). A link works once: a thread that runs out of links fails rather than post one again.
+-- i+2T ... Once QUOTA of its requests were answered, or at the first answer that is not 2xx/3xx (wrk
+-- reports it as "Non-2xx or 3xx responses", and the bench raises), it prints "done" and stops:
+-- bench.common.wrk times the run to the last "done" and ends wrk, which would otherwise wait out its
+-- --duration. A link works once: a thread that runs out of links fails rather than post one again.
 
 local count = 0
 
@@ -40,11 +40,10 @@ end
 
 function response(status, headers, body)
   answered = answered + 1
-  if answered == quota then
+  if (status >= 400 or answered >= quota) and not finished then
+    finished = true  -- done: its quota answered, or a failure the report will show
     io.stdout:write("done\n")
     io.stdout:flush()
-  end
-  if status >= 400 or answered >= quota then
     wrk.thread:stop()
   end
 end
