@@ -1,5 +1,8 @@
 """Flask extensions, created unbound and attached to the app in init_app."""
 
+from collections import namedtuple
+from typing import Any
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
@@ -59,12 +62,23 @@ class Vault:
         return self._fernet
 
 
+END_USER_PREFIX = "/m"  # where the end user's link pages are (the mobile blueprint's url_prefix)
+
+
 class SessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie session, its serializer built once per set of keys rather than per request.
 
     Flask's serializer signs with SECRET_KEY and accepts every SECRET_KEY_FALLBACKS key, so the cache
     is keyed by both: a cookie signed with a retired key stays valid exactly while it is a fallback.
+
+    The end user's link pages (/m/…, blueprints/mobile) have none: their forms carry a token bound to
+    the link, nothing there reads a session, so no cookie is read or verified and none is ever set.
     """
+
+    def open_session(self, app: Flask, request):
+        if request.path.startswith(END_USER_PREFIX + "/"):
+            return self.make_null_session(app)  # Flask saves no null session
+        return super().open_session(app, request)
 
     def get_signing_serializer(self, app: Flask):
         keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
@@ -138,3 +152,90 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     mail.init_app(app)
     vault.init_app(app)
+
+
+class DriverStatement:
+    """A Core statement for a DriverConnection: compiled once per dialect and set of parameter names."""
+
+    def __init__(self, statement) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple, tuple] = {}
+
+    def compiled(self, dialect, names: tuple[str, ...]) -> tuple:
+        """(SQL, positional parameter order or None, bind processor by name, (row type, row processors))."""
+        key = (dialect, names)
+        found = self._compiled.get(key)
+        if found is None:
+            found = self._compiled[key] = self._compile(dialect, list(names))
+        return found
+
+    def _compile(self, dialect, names: list[str]) -> tuple:
+        is_dml = getattr(self.statement, "is_dml", False)
+        compiled = self.statement.compile(dialect=dialect, column_keys=names if is_dml else None)
+        if compiled.insert_prefetch or compiled.update_prefetch:
+            missing = [column.key for column in (*compiled.insert_prefetch, *compiled.update_prefetch)]
+            raise ValueError(f"give the values of {missing}: a DriverConnection runs no Python default")
+        processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                      for bind, name in compiled.bind_names.items()}
+        order = list(compiled.positiontup) if compiled.positional else None
+        row = None
+        if not is_dml:
+            columns = list(self.statement.selected_columns)
+            row = (namedtuple("Row", [column.key for column in columns]),
+                   [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns])
+        return str(compiled), order, processors, row
+
+
+class DriverConnection:
+    """A pooled connection's own DBAPI connection, for the end user's hottest paths (the link page, the
+    activation): Core's execution of a small statement (cache key, execution context, result object)
+    costs more there than the database's work.
+
+    Each DriverStatement is compiled once; its parameters go through their column types' bind processors
+    and its rows through their result processors, as in Core, and nothing else runs: no engine event, no
+    Python-side column default (a statement that would need one refuses to compile: pass the value),
+    no ORM. Use it as a context manager; leaving it rolls back what was not committed.
+    """
+
+    def __init__(self, engine) -> None:
+        self.dialect = engine.dialect
+        self._connection = engine.raw_connection()
+
+    def __enter__(self) -> "DriverConnection":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._connection.close()  # back to the pool, which rolls back an open transaction
+
+    def execute(self, statement: DriverStatement, parameters: dict[str, Any]) -> int:
+        """Run a statement; return the rows it matched (an UPDATE's claim reads it)."""
+        cursor = self._run(statement, parameters)[0]
+        count = cursor.rowcount
+        cursor.close()
+        return count
+
+    def one_or_none(self, statement: DriverStatement, parameters: dict[str, Any]):
+        """The one row of a SELECT, a named tuple of values typed as Core types them, or None."""
+        cursor, (row, processors) = self._run(statement, parameters)
+        try:
+            found = cursor.fetchone()
+        finally:
+            cursor.close()
+        if found is None:
+            return None
+        return row._make([process(value) if process else value
+                          for value, process in zip(found, processors, strict=True)])
+
+    def commit(self) -> None:
+        self._connection.commit()
+
+    def rollback(self) -> None:
+        self._connection.rollback()
+
+    def _run(self, statement: DriverStatement, parameters: dict[str, Any]):
+        sql, order, processors, row = statement.compiled(self.dialect, tuple(parameters))
+        values = {name: process(parameters[name]) if process else parameters[name]
+                  for name, process in processors.items()}
+        cursor = self._connection.cursor()
+        cursor.execute(sql, [values[name] for name in order] if order is not None else values)
+        return cursor, row

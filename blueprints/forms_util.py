@@ -38,7 +38,12 @@ def refuse_nul_characters() -> None:
     the account search says so beside its search box."""
     if request.path.startswith("/api/"):
         return
-    values = [*request.form.values(), *(v for k, v in request.args.items(multi=True) if k != "q")]
+    values = []
+    # Parsed only when there is something to parse: a phone's GET of its link page has neither.
+    if request.want_form_data_parsed:  # a body with a Content-Type
+        values += request.form.values()
+    if request.query_string:
+        values += (v for k, v in request.args.items(multi=True) if k != "q")
     if any("\x00" in value for value in values):
         abort(400, "The form or link contains a NUL character (\\0), which no field accepts. Remove it and "
                    "try again.")

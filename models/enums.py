@@ -34,7 +34,7 @@ class Status(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Status).index(self)
+        return _STATUS_RANKS[self]
 
     def label(self, channel: str | None = None) -> str:
         """Human label; a sent status names its channel ("Installation SMS sent")."""
@@ -42,6 +42,9 @@ class Status(enum.StrEnum):
             word = "SMS" if channel == "sms" else "e-mail"
             return f"{self.value.split('_')[0].capitalize()} {word} sent"
         return self.value.replace("_", " ").capitalize()
+
+
+_STATUS_RANKS = {status: rank for rank, status in enumerate(Status)}  # the landing page asks each time
 
 
 class LicenceState(enum.StrEnum):

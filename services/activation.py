@@ -11,7 +11,7 @@ from xml.etree import ElementTree
 from flask import current_app
 from sqlalchemy import bindparam, insert, update
 
-from extensions import db
+from extensions import DriverConnection, DriverStatement, db
 from models import (
     Account,
     AccountType,
@@ -61,12 +61,12 @@ def activate(token: str, *, settings: dict, platform: Platform, ip: str | None, 
     """Consume a link exactly once, activate its account and return `respond(file)`, the answer.
 
     The answer is built (headers included) before the link is consumed: if it cannot be, nothing is.
-    The end user's hottest write, so it reads and writes with a few Core statements on a connection of
-    its own (no ORM session, no unit of work): the database's write lock is held for the writes alone.
+    The end user's hottest write, so it reads and writes with a few statements on a DriverConnection of
+    its own (no ORM session, no Core execution): the database's write lock is held for the writes alone.
     """
     link = None
     try:
-        with db.engine.connect() as connection:
+        with DriverConnection(db.engine) as connection:
             link = links.read_for_activation(connection, token, max_age_hours=settings["link_max_age_hours"])
             credential = secrets.token_urlsafe(32)
             answer = respond(_file(link, settings, credential))
@@ -98,10 +98,14 @@ def _file(link, settings: dict, credential: str) -> ActivationFile:
     return _json_file(link, profile, settings, credential)
 
 
-def _consume(connection, link, delivery: Delivery) -> None:
-    """Claim the link, activate the account, record the device and the audit row, and commit."""
+def _consume(connection: DriverConnection, link, delivery: Delivery) -> None:
+    """Claim the link, activate the account, record the device and the audit row, and commit.
+
+    Every time column is given (updated_at, created_at): a DriverConnection runs no Python default.
+    """
     now = utcnow()
-    changes = {"link_version": link.link_version + 1, "keys_locked": False}  # the client may upload new keys
+    changes = {"link_version": link.link_version + 1, "keys_locked": False,  # the client may upload new keys
+               "updated_at": now}
     if link.wizard:
         changes["enabled"] = True
     if link.licence_state is LicenceState.VALID:
@@ -113,10 +117,10 @@ def _consume(connection, link, delivery: Delivery) -> None:
         changes.update(moved.account_columns)
     # The version moves only if it is still the one in the link: of concurrent taps, one wins.
     claim = {"b_id": link.id, "b_version": link.message_version, **changes}
-    if not connection.execute(_CLAIM, claim).rowcount:
+    if not connection.execute(_CLAIM, claim):
         connection.rollback()
         raise links.LinkGone("reused")
-    connection.execute(_USED, {"b_message_id": link.message_id, "link_used_at": now})
+    connection.execute(_USED, {"b_message_id": link.message_id, "link_used_at": now, "updated_at": now})
     if link.has_device:  # one installation per account: the previous credential stops working
         connection.execute(_REVOKE, {"b_account_id": link.id, "revoked_at": now})
     app_version = delivery.app_version
@@ -128,19 +132,20 @@ def _consume(connection, link, delivery: Delivery) -> None:
         connection.execute(_INSERT_STATUS_EVENT, {"account_id": link.id, **moved.event_columns})
     connection.execute(_INSERT_AUDIT_EVENT, {
         **audit.values(END_USER, "account.activate", ip=delivery.ip, platform=delivery.platform.value),
-        "target_type": "account", "target_id": link.id, "target": link.username})
+        "target_type": "account", "target_id": link.id, "target": link.username, "created_at": now})
     connection.commit()
 
 
 # Built once: composing a statement costs more than running it. An UPDATE sets the columns each
 # call passes; the b_* parameters are the WHERE's.
-_CLAIM = update(Account).where(Account.id == bindparam("b_id"),
-                               Account.link_version == bindparam("b_version"))
-_USED = update(Message).where(Message.id == bindparam("b_message_id"))
-_REVOKE = update(Device).where(Device.account_id == bindparam("b_account_id"), Device.revoked_at.is_(None))
-_INSERT_DEVICE = insert(Device)
-_INSERT_STATUS_EVENT = insert(StatusEvent)
-_INSERT_AUDIT_EVENT = insert(AuditEvent)
+_CLAIM = DriverStatement(update(Account).where(Account.id == bindparam("b_id"),
+                                               Account.link_version == bindparam("b_version")))
+_USED = DriverStatement(update(Message).where(Message.id == bindparam("b_message_id")))
+_REVOKE = DriverStatement(update(Device).where(Device.account_id == bindparam("b_account_id"),
+                                               Device.revoked_at.is_(None)))
+_INSERT_DEVICE = DriverStatement(insert(Device))
+_INSERT_STATUS_EVENT = DriverStatement(insert(StatusEvent))
+_INSERT_AUDIT_EVENT = DriverStatement(insert(AuditEvent))
 
 
 def refuse(account_id: int | None, reason: str, *, ip: str | None) -> None:

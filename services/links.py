@@ -8,12 +8,12 @@ and the link is alive while its message's link version is the account's.
 
 Three readers verify a token and find its live link, each shaped for its caller (bench/bench_landing.py
 measures what the shapes buy). Use
-- read_for_page to show or probe a link and change nothing (the landing page, a HEAD): one Core query
-  for a small Glance, no ORM objects;
+- read_for_page to show or probe a link and change nothing (the landing page, a HEAD): one query on a
+  DriverConnection of its own (no Core execution, no ORM), for a small Glance;
 - read_for_change to change the account in the ORM session (Install, a Snom first boot): the Account,
   with its profile and its group's;
-- read_for_activation to consume the link in Core statements on the caller's connection (activation):
-  one row with everything the activation file needs.
+- read_for_activation to consume the link on the caller's DriverConnection (activation): one row with
+  everything the activation file needs.
 """
 
 import functools
@@ -25,10 +25,10 @@ from types import SimpleNamespace
 
 from flask import current_app
 from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Connection, Row, bindparam, exists, func, select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.orm import joinedload
 
-from extensions import db, vault
+from extensions import DriverConnection, DriverStatement, db, vault
 from models import Account, Device, Group, Message, Profile, Status
 from services.errors import ServiceError
 
@@ -62,13 +62,14 @@ class Glance:
 _MESSAGE_COLUMNS = (Message.link_version.label("message_version"), Message.link_used_at)
 _LINK_COLUMNS = (*_MESSAGE_COLUMNS, Account.link_version, Account.staff_disabled)
 # Built once: composing a statement costs more than running it.
-_FOR_PAGE = (select(Message.kind, *_LINK_COLUMNS, Account.owner, Account.status, Account.security_model)
-             .join(Account, Account.id == Message.account_id)
-             .where(Message.link_hash == bindparam("link_hash")))
+_FOR_PAGE = DriverStatement(
+    select(Message.kind, *_LINK_COLUMNS, Account.owner, Account.status, Account.security_model)
+    .join(Account, Account.id == Message.account_id)
+    .where(Message.link_hash == bindparam("link_hash")))
 _PROFILE = Profile.__table__
 # The message's columns that decide the link, the whole account row, its effective profile (its own,
 # else its group's) as profile__* columns, and whether a device holds a live credential.
-_FOR_ACTIVATION = (
+_FOR_ACTIVATION = DriverStatement(
     select(Account.__table__, Message.id.label("message_id"), *_MESSAGE_COLUMNS,
            *(column.label(f"profile__{column.key}") for column in _PROFILE.c),
            exists().where(Device.account_id == Account.id, Device.revoked_at.is_(None)).label("has_device"))
@@ -153,11 +154,12 @@ def _expired_hash(serializer: URLSafeTimedSerializer, payload: bytes | None) -> 
 def read_for_page(token: str, *, max_age_hours: float) -> Glance:
     """Verify a token for an answer that changes nothing (the landing page, a HEAD), or raise LinkGone.
 
-    The hottest read of the server: one Core query on a connection of its own, no ORM session.
+    The hottest read of the server: one query on a DriverConnection of its own (Core's execution cost
+    this page more than the query itself: bench/bench_landing.py), no ORM session.
     """
     link_hash = verify(token, max_age_hours=max_age_hours)
-    with db.engine.connect() as connection:  # no ORM session: nothing to track, nothing to close
-        row = connection.execute(_FOR_PAGE, {"link_hash": link_hash}).one_or_none()
+    with DriverConnection(db.engine) as connection:
+        row = connection.one_or_none(_FOR_PAGE, {"link_hash": link_hash})
     _ensure_alive(row, link_hash)
     return Glance(str(row.kind), row.owner, row.status, row.security_model)
 
@@ -177,19 +179,20 @@ def read_for_change(token: str, *, max_age_hours: float) -> Account:
     return row.Account
 
 
-def read_for_activation(connection: Connection, token: str, *, max_age_hours: float) -> Row:
+def read_for_activation(connection: DriverConnection, token: str, *, max_age_hours: float):
     """Verify a token and read its link on `connection` for the activation to consume, or raise LinkGone.
 
-    One row: the account's columns (`id` is the account's), `message_id`, `message_version`,
-    `has_device`, and the effective profile as profile__* columns (profile_of reads them).
+    One row (a named tuple): the account's columns (`id` is the account's), `message_id`,
+    `message_version`, `has_device`, and the effective profile as profile__* columns (profile_of reads
+    them).
     """
     link_hash = verify(token, max_age_hours=max_age_hours)
-    row = connection.execute(_FOR_ACTIVATION, {"link_hash": link_hash}).one_or_none()
+    row = connection.one_or_none(_FOR_ACTIVATION, {"link_hash": link_hash})
     _ensure_alive(row, link_hash)
     return row
 
 
-def profile_of(row: Row) -> SimpleNamespace | None:
+def profile_of(row) -> SimpleNamespace | None:
     """The effective profile of a read_for_activation row under its own names, or None."""
     if row.profile__id is None:
         return None

@@ -490,6 +490,21 @@ def test_the_page_sets_no_cookie_and_its_form_token_works_for_its_own_link_only(
     assert account_row(app, mine).status is Status.ACTIVATED
 
 
+def test_a_signed_in_staff_browser_opens_a_link_page_without_its_session(app, csr, mail_settings,
+                                                                        make_account):
+    """The link pages have no session (extensions.SessionInterface): a CSR trying a link in the browser
+    the console is signed in on gets no cookie and no Vary: Cookie, and stays signed in."""
+    token = fresh_token(app, make_account(wizard=True))
+    assert csr.get("/").status_code == 200
+
+    response = csr.get(f"/m/{token}", headers={"User-Agent": IPHONE})
+
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert "cookie" not in response.headers.get("Vary", "").lower()
+    assert csr.get("/").status_code == 200
+
+
 # -- secrets ---------------------------------------------------------------------------------
 
 def database_dump(app) -> str:

@@ -13,15 +13,16 @@ from werkzeug.http import dump_options_header
 
 import headers
 import metrics
-from extensions import csrf
+from extensions import END_USER_PREFIX, csrf
 from models import Platform
 from services import activation, links, settings
 from services import landing as landing_page
 from services.errors import Throttled
 from services.platforms import platform_of
 
-bp = Blueprint("mobile", __name__, url_prefix="/m")
-# The end user has no session: the forms carry a token bound to the link instead (check_form_token).
+bp = Blueprint("mobile", __name__, url_prefix=END_USER_PREFIX)
+# The end user has no session (extensions.SessionInterface): the forms carry a token bound to the link
+# instead (check_form_token).
 csrf.exempt(bp)
 
 ACTIVATION_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff",
