@@ -132,6 +132,8 @@ class Config:
     OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "5"))
     OUTBOX_BACKOFF_SECONDS = int(os.environ.get("OUTBOX_BACKOFF_SECONDS", "30"))
     OUTBOX_LEASE_SECONDS = int(os.environ.get("OUTBOX_LEASE_SECONDS", "120"))
+    # A message a provider keeps answering "slow down" is given up this long after it was queued.
+    OUTBOX_THROTTLED_HOURS = float(os.environ.get("OUTBOX_THROTTLED_HOURS", "24"))
     # A job renews its lease whenever it reports progress; a worker killed mid-job frees it after this.
     JOB_LEASE_SECONDS = int(os.environ.get("JOB_LEASE_SECONDS", "300"))
     # The worker notes it is alive every WORKER_BEAT_SECONDS; /readyz calls it stale after

@@ -1,5 +1,6 @@
 """What the SMS gateways share: one timeout, one way to call a provider, one number check, the base URL."""
 
+import math
 import re
 import threading
 import time
@@ -73,9 +74,10 @@ def max_parts(settings: dict[str, Any], default: int) -> int:
 def rate(settings: dict[str, Any], default: float) -> float:
     """Messages per second a gateway's settings allow."""
     try:
-        return max(1.0, float(settings.get("rate") or default))
+        value = float(settings.get("rate") or default)
     except (TypeError, ValueError):
         return float(default)
+    return min(max(value, 1.0), 10_000.0) if math.isfinite(value) else float(default)  # the form's range
 
 
 class ProviderError(Exception):

@@ -11,8 +11,9 @@ from models.enums import Channel, MessageKind, MessageStatus
 
 
 class Message(TimestampMixin, db.Model):
-    """A queued, sent, delivered or failed message. It holds no token and no password: the worker
-    signs the link when it sends (services/links.py); the row keeps the hash of the link's random part."""
+    """A queued, sent, delivered or failed message. It holds no password; the row keeps the hash of the
+    link's random part, and, encrypted and only until it is sent or given up, the random part itself and
+    the text as first rendered with the signed link (services/delivery.py)."""
 
     __tablename__ = "messages"
     __table_args__ = (Index("ix_messages_due", "status", "next_attempt_at"),)

@@ -19,7 +19,8 @@ from sqlalchemy.orm import joinedload
 
 import gateways
 from extensions import VaultError, db, vault
-from gateways.base import Outcome, Outgoing, Result
+from gateways import sms_http
+from gateways.base import PROVIDER_ID_MAX, Outcome, Outgoing, Result
 from models import Account, Channel, Message, MessageStatus, utcnow
 from services import accounts, leases, links, message_templates, messaging, pace, settings
 from services.errors import Invalid, ServiceError
@@ -27,6 +28,9 @@ from services.errors import Invalid, ServiceError
 log = logging.getLogger(__name__)
 # How long a gateway waits after a provider's "slow down" that named no wait.
 DEFAULT_HOLD_SECONDS = 1.0
+# What a send may take at the provider at worst (Orange: a token, then the message, each up to the
+# gateways' timeout): a sender waits for its slot only while this much of the lease is left after it.
+SEND_SECONDS = 2 * sms_http.TIMEOUT_SECONDS
 SUPERSEDED = "Superseded by a newer message before it was sent."
 
 
@@ -61,7 +65,7 @@ def prepare(ids: list[int]) -> list[Delivery]:
         config = settings.for_gateways() if messages else {}
     except Exception as exc:  # a stored secret no key decrypts: each message counts a try, then fails
         return [Delivery(message.id, message.lease_until,
-                         result=_raised(message.id, exc, "The message could not be prepared"))
+                         result=raised(message.id, exc, "The message could not be prepared"))
                 for message in messages]
     gateway_of = _gateways(config)
     deliveries = [replace(_prepare(message, config, gateway_of), lease_until=message.lease_until)
@@ -79,31 +83,38 @@ def send(delivery: Delivery, stop: threading.Event) -> Result | None:
     assert gateway is not None and outgoing is not None
     if stop.is_set():
         return None
-    delay = pace.next_turn(gateway.name, gateway.rate)
-    if delay > current_app.config["OUTBOX_LEASE_SECONDS"] / 4:
-        # Held long (a provider's long "retry after"): waiting would outlast the message's lease and let
-        # another worker take it meanwhile. It goes back to the outbox until its slot, its try uncounted.
-        return Result(Outcome.THROTTLED, retry_after=delay,
-                      detail=f"Waiting for {gateway.name}: the provider asked us to slow down.")
+    # The wait and the send both fit in what is left of the lease, or another worker could take the
+    # message meanwhile and send it too. A longer wait (a held gateway, a long queue) is not waited: the
+    # message goes back to the outbox until its slot, its try uncounted, and takes no slot now.
+    lease = current_app.config["OUTBOX_LEASE_SECONDS"]
+    lease_left = (delivery.lease_until - utcnow()).total_seconds() if delivery.lease_until else lease
+    longest = min(lease / 4, lease_left - SEND_SECONDS)
+    delay = pace.next_turn(gateway.name, gateway.rate, longest)
+    if delay > longest:
+        return Result(Outcome.THROTTLED, retry_after=max(delay, DEFAULT_HOLD_SECONDS), detail=(
+            f"Waiting for a free send slot of {gateway.name} (its send rate, or a wait it asked for)."))
     if stop.wait(delay) if delay > 0 else stop.is_set():
         return None
     try:
         result = gateway.send(outgoing)
     except Exception as exc:  # a gateway bug must not leave the message leased and retried forever
-        result = _raised(delivery.message_id, exc, f"The {gateway.name} gateway failed")
+        result = raised(delivery.message_id, exc, f"The {gateway.name} gateway failed")
     if result.outcome is Outcome.THROTTLED:
         pace.hold(gateway.name, result.retry_after or DEFAULT_HOLD_SECONDS)
     return result
 
 
-def record(results: list[tuple[int, Result]]) -> None:
+def record(results: list[tuple[Delivery, Result]]) -> None:
     """Record what the gateways said of a batch of messages, in one transaction; then apply the receipts
-    that came before their sends were recorded."""
-    by_id = dict(results)
+    that came before their sends were recorded. A message not sent whose lease ran out and that another
+    worker claimed since is that worker's to record."""
+    by_id = {item.message_id: (item, result) for item, result in results}
     messages = db.session.scalars(select(Message).where(Message.id.in_(by_id))
                                   .options(joinedload(Message.account))).all()
     for message in messages:
-        _record(message, by_id[message.id])
+        item, result = by_id[message.id]
+        if result.outcome is Outcome.SENT or message.lease_until == item.lease_until:
+            _record(message, result)
     sent = [(message.gateway, message.provider_id) for message in messages
             if message.status is MessageStatus.SENT and message.provider_id]
     db.session.commit()
@@ -131,8 +142,8 @@ def deliver_due(*, limit: int = 50) -> int:
     were. The worker's threads do the same concurrently; this is the one-thread way (a shell, a test)."""
     stop = threading.Event()
     deliveries = prepare(claim(limit=limit))
-    results = [(delivery.message_id, send(delivery, stop)) for delivery in deliveries]
-    record([(message_id, result) for message_id, result in results if result is not None])
+    results = [(delivery, send(delivery, stop)) for delivery in deliveries]
+    record([(delivery, result) for delivery, result in results if result is not None])
     return len(deliveries)
 
 
@@ -182,7 +193,7 @@ def _prepare(message: Message, config: dict[str, Any], gateway_of) -> Delivery:
         detail = exc.message if isinstance(exc, Invalid) else str(exc)
         return Delivery(message.id, result=Result(Outcome.PERMANENT, detail=detail))
     except Exception as exc:  # a stored secret no key decrypts: counted as an attempt, then failed
-        return Delivery(message.id, result=_raised(message.id, exc, "The message could not be prepared"))
+        return Delivery(message.id, result=raised(message.id, exc, "The message could not be prepared"))
     if message.channel is Channel.SMS:
         message.gateway = gateway.name
     return Delivery(message.id, gateway=gateway, outgoing=outgoing)
@@ -201,12 +212,13 @@ def _text(message: Message, account: Account, config: dict[str, Any]) -> Outgoin
     return outgoing
 
 
-def _raised(message_id: int, exc: Exception, what: str) -> Result:
-    """A step that raised: a transient failure whose reason a person understands and names no secret."""
+def raised(message_id: int, exc: Exception, what: str) -> Result:
+    """A step that raised: a transient failure (a counted try) whose reason a person understands and
+    names no secret."""
     current_app.logger.error("message %s: %s", message_id, what, exc_info=exc)
     if isinstance(exc, VaultError):
-        reason = (f"{what}: {exc}. Restore the PROVISIO_ENCRYPTION_KEYS key the gateway's secret was "
-                  "saved with, or enter the secret again in Settings.")
+        reason = (f"{what}: {exc}. Restore the PROVISIO_ENCRYPTION_KEYS key it was saved with (a gateway's "
+                  "secret, or this message's link), or enter the gateway's secret again in Settings.")
     elif isinstance(exc, ServiceError):
         reason = f"{what}: {exc.message}"
     else:
@@ -222,13 +234,19 @@ def _record(message: Message, result: Result) -> None:
     if result.outcome is Outcome.SENT:
         message.status = MessageStatus.SENT
         message.sent_at = utcnow()
-        message.provider_id = result.provider_id
+        # A provider's id as the column keeps it: one odd id must not fail the batch's commit.
+        message.provider_id = str(result.provider_id)[:PROVIDER_ID_MAX] if result.provider_id else None
         if account is not None and account.link_version == message.link_version:
             accounts.set_status(account, message.kind.sent_status, actor=f"gateway {message.gateway}",
                                 channel=message.channel.value, resend=True)
     elif account is not None and account.link_version != message.link_version:
         # A newer send replaced it before it left: it is not sent, and it did not fail.
         message.status, message.last_error = MessageStatus.SUPERSEDED, SUPERSEDED
+    elif result.outcome is Outcome.THROTTLED and message.created_at < utcnow() - timedelta(
+            hours=config["OUTBOX_THROTTLED_HOURS"]):
+        message.status = MessageStatus.FAILED  # a provider that never stops saying "wait" is refusing
+        message.last_error = (f"Given up after {config['OUTBOX_THROTTLED_HOURS']:g} hours of waiting for "
+                              f"the provider: {result.detail}")
     elif result.outcome is Outcome.THROTTLED:
         message.attempts -= 1  # the provider's "wait" is no failed try
         wait = result.retry_after or DEFAULT_HOLD_SECONDS

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sqlalchemy import ColumnElement, func, literal_column
+from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
@@ -53,10 +53,11 @@ def hold(gateway: str, seconds: float) -> None:
         _held.pop(gateway, None)
 
 
-def next_turn(gateway: str, rate: float | None) -> float:
+def next_turn(gateway: str, rate: float | None, longest: float = math.inf) -> float:
     """Take this thread's next slot of the gateway; return in how many seconds it starts (0: now, and
-    always for a gateway with no rate). A slot not used at its time is lost."""
-    return max(0.0, _next_slot(gateway, rate) - time.monotonic()) if rate else 0.0
+    always for a gateway with no rate). A slot not used at its time is lost. A slot further than
+    `longest` seconds away is not taken (its delay is returned): the caller sends nothing until then."""
+    return max(0.0, _next_slot(gateway, rate, longest) - time.monotonic()) if rate else 0.0
 
 
 def forget() -> None:
@@ -70,14 +71,20 @@ _held: dict[str, tuple[float, int]] = {}
 _lock = threading.Lock()
 
 
-def _next_slot(gateway: str, rate: float) -> float:
-    """The time.monotonic() of this process's next slot of the gateway; reserves a block when none is left."""
+def _next_slot(gateway: str, rate: float, longest: float = math.inf) -> float:
+    """The time.monotonic() of this process's next slot of the gateway; reserves a block when none is left,
+    unless the next free one is more than `longest` seconds away (then nothing is taken)."""
     step = interval(rate)
     with _lock:
+        now = time.monotonic()
         at, left = _held.get(gateway, (0.0, 0))
-        if (behind := time.monotonic() - at) > 0:  # slots whose time has passed are lost, never bunched up
+        if (behind := now - at) > 0:  # slots whose time has passed are lost, never bunched up
             missed = math.ceil(behind / step)
             at, left = at + missed * step, left - missed
+        if left > 0 and at - now > longest:
+            return at
+        if left <= 0 and (ahead := _ahead(gateway)) > longest:
+            return now + ahead  # a held gateway: a slot taken now would only push every later one out
         if left <= 0:
             left = max(1, int(rate * BLOCK_SECONDS))
             start = time.monotonic() + turn(gateway, rate, left)
@@ -86,6 +93,15 @@ def _next_slot(gateway: str, rate: float) -> float:
             at = at if 0 < at - start < step else start
         _held[gateway] = (at + step, left - 1)
         return at
+
+
+def _ahead(gateway: str) -> float:
+    """Seconds until the gateway's next free slot (0 when it is free now)."""
+    table = GatewayPace.__table__
+    with db.engine.connect() as connection:
+        ahead = connection.execute(select(table.c.next_slot - _NOW[connection.dialect.name])
+                                   .where(table.c.gateway == gateway)).scalar()
+    return max(0.0, float(ahead or 0.0))
 
 
 def _move(gateway: str, moved: Callable[..., ColumnElement], *, reserved: float) -> float:

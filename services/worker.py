@@ -3,7 +3,8 @@ the process's chores, until it is told to stop.
 
 One thread claims and prepares messages a batch at a time and hands them on; `senders` threads send
 them, each at its gateway's pace (services/pace.py); one thread records the gateways' answers a batch at a
-time. Only those two touch the outbox's rows, so eight senders cost two database writers, not eight.
+time. Only those two write the outbox's rows; a sender writes only to reserve its gateway's send slots,
+a block of them at a time.
 Jobs (imports, bulk actions) run on their own threads: a long one holds no message back.
 
 `stop()` (SIGTERM) ends it: nothing more is claimed, sends already at the provider finish (their
@@ -144,10 +145,9 @@ class Worker:
         while (item := self._todo.get()) is not _DONE:
             try:
                 result = delivery.send(item, self.stopping)
-            except Exception:  # the pace's database away: nothing was sent, the message goes back
-                self.app.logger.exception("message %s could not be sent; it goes back to the outbox",
-                                          item.message_id)
-                result = None
+            except Exception as exc:  # the pace's database away: nothing was sent; a counted try, so
+                # the message comes back after its backoff, not at once and forever
+                result = delivery.raised(item.message_id, exc, "The message could not be sent")
             finally:
                 db.session.remove()
             self._answers.put((item, result))
@@ -172,17 +172,30 @@ class Worker:
             self._write(batch)
 
     def _write(self, batch: list[tuple[delivery.Delivery, Result | None]]) -> None:
-        results = [(item.message_id, result) for item, result in batch if result is not None]
+        results = [(item, result) for item, result in batch if result is not None]
         unsent = [item for item, result in batch if result is None]
+        # All at once; if that fails, one by one, so one bad row does not leave the others unrecorded
+        # (their leases would bring them back, and a sent one would go twice).
+        if results and not self._record(results) and len(results) > 1:
+            for one in results:
+                self._record([one])
         try:
-            if results:
-                delivery.record(results)
-                self._count(len(results))
             delivery.release(unsent)
-        except Exception:  # the leases bring these messages back; a send may then go twice
-            self.app.logger.exception("recording %s answers failed", len(batch))
+        except Exception:  # their leases bring them back
+            self.app.logger.exception("handing %s messages back failed", len(unsent))
         finally:
             db.session.remove()
+
+    def _record(self, results: list[tuple[delivery.Delivery, Result]]) -> bool:
+        try:
+            delivery.record(results)
+        except Exception:
+            self.app.logger.exception("recording %s answers failed", len(results))
+            return False
+        finally:
+            db.session.remove()
+        self._count(len(results))
+        return True
 
     def _jobs_loop(self) -> None:
         while not self.stopping.is_set():

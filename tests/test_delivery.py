@@ -152,17 +152,35 @@ def test_a_sender_waiting_for_its_slot_gives_it_up_when_the_worker_stops(app, vo
     assert vonage.requests == []
 
 
-def test_a_gateway_held_past_the_lease_sends_nothing_and_the_message_waits_in_the_outbox(
+def test_a_gateway_held_past_the_lease_sends_nothing_and_its_backlog_waits_without_pushing_the_hold_out(
         app, vonage, make_account):
-    [message_id] = queue_sms_links(app, [make_account(wizard=True)])
+    ids = queue_sms_links(app, [make_account(wizard=True) for _ in range(20)])
     with app.app_context():
         pace.hold("vonage", 600)  # a provider's Retry-After of ten minutes
-        assert delivery.deliver_due() == 1
+        assert delivery.deliver_due() == 20
+        # No slot was taken for messages that will not be sent now: the gateway is free in 600 s, not
+        # in 600 s plus twenty slots (a backlog taking slots would never let it come back).
+        assert 595 < pace._ahead("vonage") <= 600
     assert vonage.requests == []
-    [waiting] = rows(app, [message_id])
-    assert (waiting.status, waiting.attempts) == (MessageStatus.QUEUED, 0)
-    assert waiting.next_attempt_at >= utcnow() + timedelta(seconds=590)
-    assert waiting.last_error == "Waiting for vonage: the provider asked us to slow down."
+    for waiting in rows(app, ids):
+        assert (waiting.status, waiting.attempts) == (MessageStatus.QUEUED, 0)
+        assert waiting.next_attempt_at >= utcnow() + timedelta(seconds=590)
+        assert waiting.last_error == ("Waiting for a free send slot of vonage (its send rate, or a wait it "
+                                      "asked for).")
+
+
+def test_a_message_a_provider_keeps_holding_for_a_day_fails_with_the_reason(app, vonage, make_account):
+    [message_id] = queue_sms_links(app, [make_account(wizard=True)])
+    with app.app_context():
+        db.session.execute(update(Message).values(created_at=utcnow() - timedelta(hours=25)))
+        db.session.commit()
+    vonage.throttle_wait_ms = 10
+    vonage.fail_next(1, "throttle")
+    with app.app_context():
+        delivery.deliver_due()
+    [failed] = rows(app, [message_id])
+    assert failed.status is MessageStatus.FAILED and failed.text_encrypted is None
+    assert failed.last_error.startswith("Given up after 24 hours of waiting for the provider: Vonage:")
 
 
 # -- the same text on every try ---------------------------------------------------------------------
