@@ -99,6 +99,8 @@ class Worker:
     def _claim_loop(self) -> None:
         """Claim due messages a batch at a time, prepare them and hand them to the senders."""
         while not self.stopping.is_set():
+            # Read before the claim: a job that ends after an empty claim may have queued messages.
+            jobs_were_over = self._jobs_over.is_set()
             try:
                 ids = delivery.claim(limit=self.senders * BATCH_PER_SENDER)
                 prepared = delivery.prepare(ids) if ids else []
@@ -113,7 +115,7 @@ class Worker:
                     db.session.remove()
                     break
             if not prepared:
-                if self.once and self._jobs_over.is_set():
+                if self.once and jobs_were_over:
                     return
                 # With `once`, a running job may still queue messages: look again soon.
                 self.stopping.wait(min(self.idle, 0.05) if self.once else self.idle)
