@@ -163,7 +163,10 @@ def test_a_bulk_send_started_on_one_node_is_followed_on_the_other_and_two_worker
     delivered = deployment.smtp.inbox.messages[before:]
 
     assert (deployment.served_by(started), deployment.served_by(followed)) == (0, 1)
-    assert followed.status_code == 200 and f"of {BULK_ACCOUNTS} done" in followed.text
+    # The other node shows the job: its progress, or (a batched bulk send is quick) already its outcome.
+    assert followed.status_code == 200
+    assert (f"of {BULK_ACCOUNTS} done" in followed.text
+            or f"Done: {BULK_ACCOUNTS} accounts changed." in followed.text), followed.text
     assert set(nodes_of(deployment, polls + [done])) == set(NODES)
     assert f"Done: {BULK_ACCOUNTS} accounts changed." in done.text
     assert workers == 2  # both workers ran beside each other
