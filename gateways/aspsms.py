@@ -23,7 +23,7 @@ class AspsmsGateway:
     settings_fields = (SettingField("userkey", "Userkey"),
                        SettingField("password", "API password", secret=True),
                        SettingField("originator", "Originator", check=sms_http.check_originator("ASPSMS")),
-                       sms_http.MAX_PARTS_FIELD, sms_http.rate_field(default_rate), sms_http.BASE_URL_FIELD)
+                       *sms_http.shared_fields(default_rate))
     # ASPSMS's public API pages we found name no longest message: the shared default stands.
     default_max_parts = sms_http.DEFAULT_MAX_PARTS
 

@@ -39,7 +39,7 @@ class ClickatellGateway:
     default_rate = sms_http.DEFAULT_RATE  # its pages we found name no send rate per integration
     settings_fields = (SettingField("api_key", "API key", secret=True),
                        SettingField("sender", "Sender (two-way numbers only)", check=check_sender),
-                       sms_http.MAX_PARTS_FIELD, sms_http.rate_field(default_rate), sms_http.BASE_URL_FIELD)
+                       *sms_http.shared_fields(default_rate))
     # Clickatell's documentation: an integration sends at most 3 parts unless its settings allow more
     # (up to 35 when no character needs escaping).
     default_max_parts = 3

@@ -34,7 +34,7 @@ class OrangeGateway:
                        SettingField("client_secret", "Client secret", secret=True),
                        SettingField("sender_address", "Sender address (+country number)"),
                        SettingField("sender_name", "Sender name (optional)"),
-                       sms_http.MAX_PARTS_FIELD, sms_http.rate_field(default_rate), sms_http.BASE_URL_FIELD)
+                       *sms_http.shared_fields(default_rate))
     # Orange's SMS API pages we found name no longest message: the shared default stands.
     default_max_parts = sms_http.DEFAULT_MAX_PARTS
 

@@ -34,6 +34,7 @@ MAX_PARTS_FIELD = SettingField("max_parts", "Longest SMS, in parts (empty: the p
 # How fast all workers together send through a gateway. Providers set it per account; a blank one is the
 # gateway's `default_rate`: the provider's documented limit, or DEFAULT_RATE where we found none.
 DEFAULT_RATE = 10
+MAX_RATE = 10_000  # the highest a setting may name (the settings form's bound too)
 
 
 def rate_field(default: float) -> SettingField:
@@ -71,13 +72,18 @@ def max_parts(settings: dict[str, Any], default: int) -> int:
         return default
 
 
+def shared_fields(default_rate: float) -> tuple[SettingField, ...]:
+    """The settings every SMS gateway ends with: its longest SMS, its send rate and its base URL."""
+    return MAX_PARTS_FIELD, rate_field(default_rate), BASE_URL_FIELD
+
+
 def rate(settings: dict[str, Any], default: float) -> float:
     """Messages per second a gateway's settings allow."""
     try:
         value = float(settings.get("rate") or default)
     except (TypeError, ValueError):
         return float(default)
-    return min(max(value, 1.0), 10_000.0) if math.isfinite(value) else float(default)  # the form's range
+    return min(max(value, 1.0), MAX_RATE) if math.isfinite(value) else float(default)
 
 
 class ProviderError(Exception):

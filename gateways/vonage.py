@@ -59,7 +59,7 @@ class VonageGateway:
                        SettingField("signature_method", "Signature method", kind="choice", choices=(
                            ("", "MD5 hash (Vonage's default)"), ("md5", "MD5 HMAC"), ("sha1", "SHA1 HMAC"),
                            ("sha256", "SHA-256 HMAC"), ("sha512", "SHA-512 HMAC"))),
-                       sms_http.MAX_PARTS_FIELD, sms_http.rate_field(default_rate), sms_http.BASE_URL_FIELD)
+                       *sms_http.shared_fields(default_rate))
     # Vonage splits a long text itself and documents no longest one: the shared default stands.
     default_max_parts = sms_http.DEFAULT_MAX_PARTS
 

@@ -5,6 +5,7 @@ Each database step is one short transaction, never open during a network call. s
 the steps over its threads: one claims and prepares, several send, one records.
 """
 
+import functools
 import json
 import logging
 import random
@@ -67,7 +68,8 @@ def prepare(ids: list[int]) -> list[Delivery]:
         return [Delivery(message.id, message.lease_until,
                          result=raised(message.id, exc, "The message could not be prepared"))
                 for message in messages]
-    gateway_of = _gateways(config)
+    # Each channel's configured gateway, built once per batch (a channel without one raises LookupError).
+    gateway_of = functools.cache(lambda channel: gateways.for_settings(channel.value, config))
     deliveries = [replace(_prepare(message, config, gateway_of), lease_until=message.lease_until)
                   for message in messages]
     db.session.commit()
@@ -93,14 +95,14 @@ def send(delivery: Delivery, stop: threading.Event) -> Result | None:
     if delay > longest:
         return Result(Outcome.THROTTLED, retry_after=max(delay, DEFAULT_HOLD_SECONDS), detail=(
             f"Waiting for a free send slot of {gateway.name} (its send rate, or a wait it asked for)."))
-    if stop.wait(delay) if delay > 0 else stop.is_set():
+    if stop.wait(delay):  # at once (the flag) when the slot is now
         return None
     try:
         result = gateway.send(outgoing)
     except Exception as exc:  # a gateway bug must not leave the message leased and retried forever
         result = raised(delivery.message_id, exc, f"The {gateway.name} gateway failed")
     if result.outcome is Outcome.THROTTLED:
-        pace.hold(gateway.name, result.retry_after or DEFAULT_HOLD_SECONDS)
+        pace.hold(gateway.name, _wait_of(result))
     return result
 
 
@@ -157,22 +159,9 @@ def render(message: Message, account: Account, config: dict) -> Outgoing:
                     message_templates.render(body, context))
 
 
-def _gateways(config: dict[str, Any]):
-    """The configured gateway of each channel, built once per batch; raises LookupError for none."""
-    built: dict[Channel, gateways.Gateway | LookupError] = {}
-
-    def gateway_of(channel: Channel) -> gateways.Gateway:
-        if channel not in built:
-            try:
-                built[channel] = gateways.for_settings(channel.value, config)
-            except LookupError as exc:
-                built[channel] = exc
-        found = built[channel]
-        if isinstance(found, LookupError):
-            raise found
-        return found
-
-    return gateway_of
+def _wait_of(result: Result) -> float:
+    """The seconds a "slow down" asks for: the provider's, or DEFAULT_HOLD_SECONDS when it named none."""
+    return result.retry_after or DEFAULT_HOLD_SECONDS
 
 
 def _prepare(message: Message, config: dict[str, Any], gateway_of) -> Delivery:
@@ -249,7 +238,7 @@ def _record(message: Message, result: Result) -> None:
                               f"the provider: {result.detail}")
     elif result.outcome is Outcome.THROTTLED:
         message.attempts -= 1  # the provider's "wait" is no failed try
-        wait = result.retry_after or DEFAULT_HOLD_SECONDS
+        wait = _wait_of(result)
         # Spread over up to twice the wait: the messages held together do not all come back at once.
         message.next_attempt_at = utcnow() + timedelta(seconds=wait * (1 + random.random()))
     elif result.outcome is Outcome.TRANSIENT and message.attempts < config["OUTBOX_MAX_ATTEMPTS"]:

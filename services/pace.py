@@ -83,9 +83,9 @@ def _next_slot(gateway: str, rate: float, longest: float = math.inf) -> float:
             at, left = at + missed * step, left - missed
         if left > 0 and at - now > longest:
             return at
-        if left <= 0 and (ahead := _ahead(gateway)) > longest:
-            return now + ahead  # a held gateway: a slot taken now would only push every later one out
         if left <= 0:
+            if (ahead := _ahead(gateway)) > longest:
+                return now + ahead  # a held gateway: a slot taken now would only push every later one out
             left = max(1, int(rate * BLOCK_SECONDS))
             start = time.monotonic() + turn(gateway, rate, left)
             # Not a little before the end of the last block: the two clocks' offset, read through a

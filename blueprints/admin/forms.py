@@ -31,6 +31,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from blueprints.forms_util import service_rule
 from gateways import SMS_GATEWAYS, SmtpGateway
 from gateways.base import SettingField
+from gateways.sms_http import MAX_RATE
 from models import Platform, Role
 from services import app_handoff
 
@@ -196,7 +197,7 @@ def settings_form(platforms: list[str], models: list[str]) -> type[SettingsForm]
 # What the form checks of a gateway setting, by its kind, beyond required or optional. Not Email() for an
 # address: a relay's sender may be a local name such as provisio@localhost.
 _CHECKS = {"url": URL(require_tld=False), "host": HOSTNAME, "port": NumberRange(1, 65535),
-           "count": NumberRange(1, 255), "rate": NumberRange(1, 10_000),
+           "count": NumberRange(1, 255), "rate": NumberRange(1, MAX_RATE),
            "address": Regexp(r"^[^@\s]+@[^@\s]+$", message="An address such as provisio@example.com.")}
 _FIELD_CLASSES = {"url": URLField, "port": IntegerField, "count": IntegerField, "rate": IntegerField}
 
