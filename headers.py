@@ -7,6 +7,8 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, request, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from extensions import END_USER_PREFIX
+
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -49,18 +51,28 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0)
 
     defaults = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "nosniff"),
-                ("X-Frame-Options", "DENY"), ("Referrer-Policy", "same-origin")]
+                ("X-Frame-Options", "DENY")]
     if app.config["SESSION_COOKIE_SECURE"]:
         defaults.append(("Strict-Transport-Security", "max-age=31536000"))
+    # The end user's link pages (and their error pages) carry the link in their URL: no cache keeps them
+    # and no Referer names them.
+    other_pages = _lowered([*defaults, ("Referrer-Policy", "same-origin")])
+    link_pages = _lowered([*defaults, ("Referrer-Policy", "no-referrer"), ("Cache-Control", "no-store")])
 
     @app.after_request
     def set_security_headers(response: Response) -> Response:
         """Add each header the view did not set itself (one pass: this runs on every response)."""
-        present = {name.lower() for name, _value in response.headers.items()}
-        for name, value in defaults:
-            if name.lower() not in present:
-                response.headers.add(name, value)
+        headers, current = response.headers, request._get_current_object()
+        present = {name.lower() for name, _value in headers}
+        for lower, name, value in link_pages if current.path.startswith(END_USER_PREFIX + "/") else other_pages:
+            if lower not in present:
+                headers.add(name, value)
         # A staff browser (signed in or half-way) holds a session: its pages and exports are its own.
-        if session and request.endpoint != "static":
-            response.headers["Cache-Control"] = "no-store"
+        if session and current.endpoint != "static":
+            headers["Cache-Control"] = "no-store"
         return response
+
+
+def _lowered(headers: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(lower-case name, name, value): header names compare case-insensitively."""
+    return [(name.lower(), name, value) for name, value in headers]

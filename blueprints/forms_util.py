@@ -36,14 +36,15 @@ def refuse_nul_characters() -> None:
     """Answer 400 to a form or query value holding a NUL character: PostgreSQL cannot store or compare one
     (SQLite can), so it would fail as a 500 deep inside a write. The client API checks its JSON itself;
     the account search says so beside its search box."""
-    if request.path.startswith("/api/"):
+    current = request._get_current_object()  # runs on every request: the proxy is looked up once
+    if current.path.startswith("/api/"):
         return
     values = []
     # Parsed only when there is something to parse: a phone's GET of its link page has neither.
-    if request.want_form_data_parsed:  # a body with a Content-Type
-        values += request.form.values()
-    if request.query_string:
-        values += (v for k, v in request.args.items(multi=True) if k != "q")
+    if current.want_form_data_parsed:  # a body with a Content-Type
+        values += current.form.values()
+    if current.query_string:
+        values += (v for k, v in current.args.items(multi=True) if k != "q")
     if any("\x00" in value for value in values):
         abort(400, "The form or link contains a NUL character (\\0), which no field accepts. Remove it and "
                    "try again.")

@@ -126,6 +126,18 @@ def test_metrics_count_what_the_database_holds_and_what_this_process_did(app, ma
     assert after[("provisio_request_duration_seconds_count", 'endpoint="mobile.landing",method="GET"')] >= 1
 
 
+def test_a_made_up_method_adds_no_series_to_the_metrics(app):
+    """Any token is a method to HTTP: a client sending new ones each time must not grow the metrics."""
+    client = app.test_client()
+    for method in ("BREW", "WHEN", "X-ANY"):
+        client.open("/healthz", method=method)
+    samples = scrape(app.test_client())
+    methods = {re.search(r'method="([^"]*)"', labels).group(1)
+               for name, labels in samples if name == "provisio_request_duration_seconds_count"}
+    assert "other" in methods
+    assert not methods & {"BREW", "WHEN", "X-ANY"}
+
+
 @pytest.mark.parametrize("headers", [{"X-Forwarded-For": "127.0.0.1"}, {"Forwarded": "for=127.0.0.1"}])
 def test_metrics_are_not_for_anyone_a_proxy_forwards(app, headers):
     assert app.test_client().get("/metrics", headers=headers).status_code == 404

@@ -191,6 +191,22 @@ def test_security_headers_are_on_every_response(admin, url):
     assert headers["X-Frame-Options"] == "DENY"
 
 
+@pytest.mark.parametrize("url", ["/m/not-a-real-token", "/m/not-a-real-token/activation", "/m/a/b/c"])
+def test_every_answer_under_a_link_is_kept_from_caches_and_referers(client, url):
+    """A link's own pages and its error pages (410, 400, 404) carry the token in their URL."""
+    response = client.get(url)
+    assert response.status_code in (400, 404, 410)
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers.getlist("Referrer-Policy") == ["no-referrer"]
+
+
+def test_a_staff_page_keeps_its_own_referrer_policy(client):
+    response = client.get("/auth/login")
+    assert response.headers.getlist("Referrer-Policy") == ["same-origin"]
+
+
 def test_secure_deployment_sends_hsts_and_locked_down_cookies(database_url, admin_id):
     secure_app = create_app({**make_config(database_url), "SESSION_COOKIE_SECURE": True,
                              "REMEMBER_COOKIE_SECURE": True})

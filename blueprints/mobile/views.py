@@ -43,14 +43,6 @@ def check_form_token():
             raise CSRFError()
 
 
-@bp.after_request
-def private(response: Response) -> Response:
-    """Keep link pages out of caches and Referer headers."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
-
-
 @bp.errorhandler(links.LinkGone)
 def gone(error: links.LinkGone):
     """Any dead link gets the same page, with no account data."""
