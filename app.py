@@ -22,7 +22,7 @@ class Provisio(Flask):
     """Flask, asking once per function whether it is a coroutine function.
 
     Flask's ensure_sync asks inspect on every call, and it calls ensure_sync for every hook and view
-    of every request: ten times for a link page, about a twentieth of that page's work (bench/).
+    of every request: ten times for a link page, about a fiftieth of that page's instructions.
     """
 
     def ensure_sync(self, func: Callable) -> Callable:

@@ -64,7 +64,8 @@ def init_app(app: Flask) -> None:
         """Add each header the view did not set itself (one pass: this runs on every response)."""
         headers, current = response.headers, request._get_current_object()
         present = {name.lower() for name, _value in headers}
-        for lower, name, value in link_pages if current.path.startswith(END_USER_PREFIX + "/") else other_pages:
+        pages = link_pages if current.path.startswith(END_USER_PREFIX + "/") else other_pages
+        for lower, name, value in pages:
             if lower not in present:
                 headers.add(name, value)
         # A staff browser (signed in or half-way) holds a session: its pages and exports are its own.
